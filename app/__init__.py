@@ -1,0 +1,1 @@
+"""The recommendation web service: loads exported artifacts and serves them over HTTP."""

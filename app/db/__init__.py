@@ -1,0 +1,1 @@
+"""Database access: the shared schema, the async engine and the request-time queries."""

@@ -1,0 +1,67 @@
+"""One typed settings object per process, grouped by concern, read from `RECSYS_*`."""
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_ENV = {"env_file": ".env", "extra": "ignore"}
+
+
+class DatabaseSettings(BaseSettings):
+    """Where users, items and interactions live (`RECSYS_DATABASE_*`)."""
+
+    model_config = SettingsConfigDict(env_prefix="RECSYS_DATABASE_", **_ENV)  # type: ignore[typeddict-item]
+
+    url: str = "sqlite+aiosqlite:///./var/recsys.db"
+    pool_size: int = Field(default=5, ge=1)
+    # Bounds how long a request waits on a sick database before answering 503.
+    timeout_seconds: float = Field(default=5.0, gt=0)
+
+
+class ArtifactSettings(BaseSettings):
+    """Where trained versions are published and read from (`RECSYS_ARTIFACTS_*`)."""
+
+    model_config = SettingsConfigDict(env_prefix="RECSYS_ARTIFACTS_", **_ENV)  # type: ignore[typeddict-item]
+
+    dir: Path = Path("./artifacts")
+    verify_checksums: bool = True
+
+
+class MovieLensSettings(BaseSettings):
+    """Where the MovieLens 100K files are (`RECSYS_MOVIELENS_*`); unset means download."""
+
+    model_config = SettingsConfigDict(env_prefix="RECSYS_MOVIELENS_", **_ENV)  # type: ignore[typeddict-item]
+
+    dir: Path | None = None
+    url: str = "https://files.grouplens.org/datasets/movielens/ml-100k.zip"
+    download_dir: Path = Path("./var/data")
+
+
+class ServingSettings(BaseSettings):
+    """Request-time limits (`RECSYS_SERVING_*`)."""
+
+    model_config = SettingsConfigDict(env_prefix="RECSYS_SERVING_", **_ENV)  # type: ignore[typeddict-item]
+
+    # Items a user has seen beyond this many (most recent kept) are no longer excluded.
+    max_seen_items: int = Field(default=2000, ge=1)
+    max_user_id_length: int = Field(default=64, ge=1)
+    max_k: int = Field(default=100, ge=1)
+
+
+class Settings(BaseSettings):
+    """Everything one process needs; build it with `get_settings()`."""
+
+    model_config = SettingsConfigDict(env_prefix="RECSYS_", **_ENV)  # type: ignore[typeddict-item]
+
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    artifacts: ArtifactSettings = Field(default_factory=ArtifactSettings)
+    movielens: MovieLensSettings = Field(default_factory=MovieLensSettings)
+    serving: ServingSettings = Field(default_factory=ServingSettings)
+    log_level: str = "info"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

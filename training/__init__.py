@@ -1,0 +1,1 @@
+"""The offline side: data loading, training, evaluation, export and the `recsys` CLI."""
