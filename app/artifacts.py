@@ -1,0 +1,118 @@
+"""The artifact registry: find the live version, verify it, load it fully, hand it out.
+
+A version is loaded completely (manifest, checksums, SavedModel, ScaNN index, id map)
+before it becomes visible; the app holds one reference and swaps it in one assignment.
+"""
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+LIVE_POINTER = "LIVE"
+MANIFEST = "manifest.json"
+
+
+class ArtifactError(RuntimeError):
+    """No usable version: the message says which file and what to do."""
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    version: str
+    manifest: dict[str, Any]
+    query_fn: Any  # the SavedModel's serving signature
+    searcher: Any  # scann_ops_pybind.ScannSearcher
+    item_ids: np.ndarray  # row in the index -> item id (str)
+    popular: list[dict[str, Any]]
+    inputs: dict[str, str]  # serving signature input name -> dtype
+    history_feature: str
+    history_length: int
+    history_pad: str
+    leaves: int  # ScaNN partitions; searching all of them is exhaustive
+
+
+def live_version_name(artifacts_dir: Path) -> str:
+    pointer = artifacts_dir / LIVE_POINTER
+    if not pointer.is_file():
+        raise ArtifactError(
+            f"no published model version in {artifacts_dir.resolve()} (missing {LIVE_POINTER}): "
+            "run `recsys train` first"
+        )
+    return pointer.read_text().strip()
+
+
+def load_version(artifacts_dir: Path, version: str, *, verify: bool = True) -> ModelVersion:
+    folder = artifacts_dir / version
+    manifest = _read_json(folder / MANIFEST)
+    if verify:
+        verify_checksums(folder, manifest.get("files", {}))
+    try:
+        spec = manifest["feature_spec"]
+        inputs = {name: str(v["dtype"]) for name, v in spec["inputs"].items()}
+        shape = (spec["signature"], spec["history_feature"], int(spec["history_length"]))
+        leaves = int(manifest["index"]["num_leaves"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ArtifactError(f"{folder / MANIFEST}: incomplete feature or index spec ({exc})") from None
+    item_ids = np.array(_read_json(folder / "item_ids.json"), dtype=object)
+    try:
+        query_fn = _load_saved_model(folder / "query_tower", shape[0])
+        searcher = _load_searcher(folder / "candidate_index")
+    except Exception as exc:  # TF and ScaNN raise many types for a damaged file
+        raise ArtifactError(f"{folder}: cannot load model files: {exc}") from exc
+    log.info("loaded model version %s (%d items)", version, len(item_ids))
+    return ModelVersion(
+        version=version,
+        manifest=manifest,
+        query_fn=query_fn,
+        searcher=searcher,
+        item_ids=item_ids,
+        popular=_read_json(folder / "popular.json"),
+        inputs=inputs,
+        history_feature=shape[1],
+        history_length=shape[2],
+        history_pad=str(spec.get("history_pad", "")),
+        leaves=leaves,
+    )
+
+
+def load_live(artifacts_dir: Path, *, verify: bool = True) -> ModelVersion:
+    return load_version(artifacts_dir, live_version_name(artifacts_dir), verify=verify)
+
+
+def verify_checksums(folder: Path, expected: dict[str, str]) -> None:
+    if not expected:
+        raise ArtifactError(f"{folder / MANIFEST}: lists no file checksums")
+    for relative, digest in expected.items():
+        path = folder / relative
+        if not path.is_file():
+            raise ArtifactError(f"{path}: listed in the manifest but missing")
+        if hashlib.sha256(path.read_bytes()).hexdigest() != digest:
+            raise ArtifactError(f"{path}: checksum does not match the manifest (corrupt file)")
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ArtifactError(f"{path}: missing") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ArtifactError(f"{path}: not valid JSON ({exc})") from None
+
+
+def _load_saved_model(path: Path, signature: str) -> Any:
+    import tensorflow as tf  # heavy: imported when a version is loaded, not with the app
+
+    return tf.saved_model.load(str(path)).signatures[signature]
+
+
+def _load_searcher(path: Path) -> Any:
+    from scann import scann_ops_pybind
+
+    return scann_ops_pybind.load_searcher(str(path))

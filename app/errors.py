@@ -1,0 +1,71 @@
+"""Every error is JSON that says what was wrong; no stack trace ever reaches a client."""
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from starlette.exceptions import HTTPException
+
+from app.schemas import ErrorBody, ErrorDetail, ErrorResponse
+
+log = logging.getLogger(__name__)
+
+# What a sick or unreachable database raises, across drivers.
+DATABASE_ERRORS = (OperationalError, InterfaceError, DBAPIError, OSError, TimeoutError)
+
+
+class NotFoundError(Exception):
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+def error_response(status: int, code: str, message: str, details=()) -> JSONResponse:  # type: ignore[no-untyped-def]
+    body = ErrorResponse(error=ErrorBody(code=code, message=message, details=list(details)))
+    return JSONResponse(status_code=status, content=body.model_dump())
+
+
+def _location(loc: tuple) -> str:
+    where, *name = loc or ("request",)
+    kind = {"query": "query parameter", "path": "path parameter"}.get(str(where), str(where))
+    return f"{kind} '{'.'.join(map(str, name))}'" if name else kind
+
+
+async def _validation(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    details = [ErrorDetail(location=_location(tuple(e["loc"])), message=e["msg"])
+               for e in exc.errors()]  # fmt: skip
+    message = "; ".join(f"{d.location}: {d.message}" for d in details)
+    return error_response(422, "invalid_request", message, details)
+
+
+async def _http(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    return error_response(exc.status_code, code, str(exc.detail))
+
+
+async def _not_found(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, NotFoundError)
+    return error_response(404, "not_found", exc.message)
+
+
+async def _database(request: Request, exc: Exception) -> JSONResponse:
+    log.warning("database unavailable on %s: %s", request.url.path, exc)
+    return error_response(503, "database_unavailable", "the database is unavailable; retry later")
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error on %s", request.url.path, exc_info=exc)
+    return error_response(500, "internal_error", "internal error; it has been logged")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _validation)
+    app.add_exception_handler(HTTPException, _http)
+    app.add_exception_handler(NotFoundError, _not_found)
+    for error in DATABASE_ERRORS:
+        app.add_exception_handler(error, _database)
+    app.add_exception_handler(Exception, _unexpected)

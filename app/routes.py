@@ -1,0 +1,75 @@
+"""HTTP routes: parse, call one service function, return a response schema."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from app import recommend as service
+from app.deps import RuntimeDep
+from app.errors import DATABASE_ERRORS
+from app.schemas import ErrorResponse, FeatureResponse, HealthResponse, RecommendationsResponse
+
+router = APIRouter()
+UserId = Annotated[
+    str,
+    Path(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$", description="User id."),
+]
+ERRORS = {422: {"model": ErrorResponse}, 500: {"model": ErrorResponse}}
+
+
+@router.get(
+    "/recommendations/{user_id}",
+    response_model=RecommendationsResponse,
+    response_model_exclude_none=True,
+    responses=ERRORS,
+)
+async def recommendations(
+    user_id: UserId,
+    runtime: RuntimeDep,
+    k: Annotated[int, Query(ge=1, le=100, description="How many items.")] = 10,
+    return_metadata: Annotated[
+        bool, Query(alias="returnMetadata", description="Add title, genres, release date.")
+    ] = False,
+    include_seen: Annotated[
+        bool, Query(alias="includeSeen", description="Allow items the user already had.")
+    ] = False,
+) -> RecommendationsResponse:
+    return await service.recommend(
+        engine=runtime.engine,
+        batcher=runtime.batcher,
+        version=runtime.version,
+        user_id=user_id,
+        k=k,
+        with_metadata=return_metadata,
+        include_seen=include_seen,
+        max_seen=runtime.settings.serving.max_seen_items,
+    )
+
+
+@router.get(
+    "/feature/{user_id}",
+    response_model=FeatureResponse,
+    responses={404: {"model": ErrorResponse}, 503: {"model": ErrorResponse}, **ERRORS},
+)
+async def feature(user_id: UserId, runtime: RuntimeDep) -> FeatureResponse:
+    return await service.user_features(
+        engine=runtime.engine, user_id=user_id, limit=runtime.settings.serving.max_seen_items
+    )
+
+
+@router.get("/healthz", response_model=HealthResponse, responses={503: {"model": HealthResponse}})
+async def healthz(runtime: RuntimeDep) -> JSONResponse:
+    database = "ok"
+    try:
+        async with runtime.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+    except DATABASE_ERRORS:
+        database = "unavailable"
+    body = HealthResponse(
+        status="ok" if database == "ok" else "degraded",
+        model_version=runtime.version.version,
+        database=database,  # type: ignore[arg-type]
+    )
+    return JSONResponse(body.model_dump())

@@ -1,0 +1,59 @@
+"""Response schemas: the API contract clients depend on (see DESIGN.md)."""
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+
+class RecommendedItem(BaseModel):
+    id: str
+    score: float
+    # Catalog fields, present only with returnMetadata=true.
+    title: str | None = None
+    genres: list[str] | None = None
+    release_date: str | None = None
+    url: str | None = None
+
+
+class RecommendationsResponse(BaseModel):
+    user_id: str
+    items: list[RecommendedItem]
+    model_version: str
+    ranked_by: Literal["retrieval", "popularity"]
+    fallback: bool = Field(description="True when the list is not personalised.")
+    fallback_reason: Literal["unknown_user", "no_history", "database_unavailable"] | None = None
+
+
+class UserFeature(BaseModel):
+    histories: list[str] = Field(description="Item ids, most recent first.")
+    user_id: str
+    age: int | None
+    gender: str | None
+    occupation: str | None
+    zip_code: str | None
+
+
+class FeatureResponse(BaseModel):
+    # A list of one object: the shape existing clients already parse.
+    feature: list[UserFeature]
+
+
+class HealthResponse(BaseModel):
+    status: Literal["ok", "degraded"]
+    model_version: str
+    database: Literal["ok", "unavailable"]
+
+
+class ErrorDetail(BaseModel):
+    location: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    details: list[ErrorDetail] = []
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody

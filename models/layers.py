@@ -1,0 +1,41 @@
+"""Small preprocessing + embedding layers shared by both towers."""
+
+import tensorflow as tf
+
+from models.features import HISTORY_PAD
+
+
+class CategoryEmbedding(tf.keras.layers.Layer):
+    """Raw string category -> embedding; unseen values share one OOV row."""
+
+    def __init__(self, vocabulary: list[str], dim: int, **kwargs):
+        super().__init__(**kwargs)
+        self.lookup = tf.keras.layers.StringLookup(vocabulary=vocabulary, mask_token=None)
+        self.embedding = tf.keras.layers.Embedding(self.lookup.vocabulary_size(), dim)
+
+    def call(self, values: tf.Tensor) -> tf.Tensor:
+        """[batch_size] strings -> [batch_size, dim]."""
+        return self.embedding(self.lookup(values))
+
+
+class ItemIdEmbedding(tf.keras.layers.Layer):
+    """Item id -> embedding, shared by candidates and histories; HISTORY_PAD is masked."""
+
+    def __init__(self, item_ids: list[str], dim: int, **kwargs):
+        super().__init__(**kwargs)
+        self.lookup = tf.keras.layers.StringLookup(vocabulary=item_ids, mask_token=HISTORY_PAD)
+        self.embedding = tf.keras.layers.Embedding(self.lookup.vocabulary_size(), dim)
+
+    def call(self, ids: tf.Tensor) -> tf.Tensor:
+        """[...] strings -> [..., dim]."""
+        return self.embedding(self.lookup(ids))
+
+    def mask(self, ids: tf.Tensor) -> tf.Tensor:
+        """[...] strings -> [...] float, 0.0 where the slot is padding."""
+        return tf.cast(tf.not_equal(ids, HISTORY_PAD), tf.float32)
+
+
+def masked_mean(vectors: tf.Tensor, weights: tf.Tensor) -> tf.Tensor:
+    """[batch, n, dim] and [batch, n] weights -> [batch, dim]; all-zero weights give zeros."""
+    total = tf.reduce_sum(vectors * weights[..., None], axis=1)
+    return total / tf.maximum(tf.reduce_sum(weights, axis=1, keepdims=True), 1e-6)

@@ -1,0 +1,48 @@
+"""The two-tower retrieval model: query tower, candidate tower and the retrieval task."""
+
+import tensorflow as tf
+import tensorflow_recommenders as tfrs
+
+from models import features as F
+from models.candidate_tower import CandidateTower
+from models.layers import ItemIdEmbedding
+from models.query_tower import QueryTower
+
+
+class TwoTowerModel(tfrs.Model):
+    """Learns query and candidate embeddings whose dot product ranks a user's next item.
+
+    In-batch softmax (other examples' items are the negatives); items the batch shares
+    with the positive are not counted as negatives (`remove_accidental_hits`).
+    """
+
+    def __init__(
+        self,
+        vocab: F.Vocabularies,
+        *,
+        history_length: int,
+        embedding_dim: int,
+        hidden_dim: int,
+        temperature: float,
+        normalize: bool,
+    ):
+        super().__init__()
+        shared_items = ItemIdEmbedding(vocab.item_ids, F.EMBEDDING_DIMS[F.ITEM_ID])
+        tower_args = {"embedding_dim": embedding_dim, "hidden_dim": hidden_dim,
+                      "normalize": normalize}  # fmt: skip
+        self.query_tower = QueryTower(
+            vocab, shared_items, history_length=history_length, **tower_args
+        )
+        self.candidate_tower = CandidateTower(vocab, shared_items, **tower_args)
+        self.task = tfrs.tasks.Retrieval(temperature=temperature, remove_accidental_hits=True)
+
+    def compute_loss(self, features: dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
+        queries = self.query_tower({k: features[k] for k in F.QUERY_FEATURES})
+        candidates = self.candidate_tower({k: features[k] for k in F.CANDIDATE_FEATURES})
+        return self.task(
+            queries,
+            candidates,
+            candidate_ids=features[F.ITEM_ID],
+            compute_metrics=False,
+            compute_batch_metrics=False,
+        )

@@ -1,0 +1,154 @@
+"""The API against real artifacts and a real database of each backend (MovieLens 100K)."""
+
+from collections import defaultdict
+from pathlib import Path
+
+import httpx
+import pytest
+from httpx import ASGITransport
+
+from app.main import create_app
+from app.settings import ArtifactSettings, DatabaseSettings, Settings
+
+pytestmark = [pytest.mark.movielens, pytest.mark.model]
+
+
+@pytest.fixture(scope="session")
+async def client(loaded_database: str, artifacts_dir: Path):
+    settings = Settings(
+        database=DatabaseSettings(url=loaded_database), artifacts=ArtifactSettings(dir=artifacts_dir)
+    )
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=ASGITransport(app), base_url="http://t") as c:
+            c.app = app  # type: ignore[attr-defined]
+            yield c
+
+
+@pytest.fixture(scope="session")
+def ratings(movielens_dir: Path) -> dict[str, list[tuple[int, str]]]:
+    """u.data read independently of the project's parser: user -> [(timestamp, item)]."""
+    by_user: dict[str, list[tuple[int, str]]] = defaultdict(list)
+    for line in (movielens_dir / "u.data").read_text().splitlines():
+        user, item, _rating, ts = line.split("\t")
+        by_user[user].append((int(ts), item))
+    return by_user
+
+
+@pytest.fixture(scope="session")
+def titles(movielens_dir: Path) -> dict[str, tuple[str, list[str]]]:
+    genre_names = [line.split("|")[0] for line in
+                   (movielens_dir / "u.genre").read_text().splitlines() if line]  # fmt: skip
+    result = {}
+    for line in (movielens_dir / "u.item").read_bytes().decode("latin-1").splitlines():
+        fields = line.split("|")
+        genres = [g for g, flag in zip(genre_names, fields[5:], strict=True) if flag == "1"]
+        result[fields[0]] = (fields[1], genres)
+    return result
+
+
+def url(client: httpx.AsyncClient, name: str, **params: str) -> str:
+    return client.app.url_path_for(name, **params)  # type: ignore[attr-defined]
+
+
+async def test_recommendations_are_personal_distinct_and_unseen(client, ratings) -> None:
+    response = await client.get(url(client, "recommendations", user_id="1"))
+    assert response.status_code == 200
+    body = response.json()
+    ids = [item["id"] for item in body["items"]]
+    assert len(ids) == 10 and len(set(ids)) == 10
+    assert all(isinstance(i, str) for i in ids)
+    assert not set(ids) & {item for _, item in ratings["1"]}
+    assert body["fallback"] is False and body["ranked_by"] == "retrieval"
+    assert body["model_version"]
+    scores = [item["score"] for item in body["items"]]
+    assert scores == sorted(scores, reverse=True)
+    assert "title" not in body["items"][0]
+
+
+async def test_heavy_user_still_gets_k_unseen_items(client, ratings) -> None:
+    heaviest = max(ratings, key=lambda u: len(ratings[u]))  # user 405: 737 ratings
+    response = await client.get(url(client, "recommendations", user_id=heaviest),
+                                params={"k": 100})  # fmt: skip
+    ids = [item["id"] for item in response.json()["items"]]
+    assert len(ids) == 100 and len(set(ids)) == 100
+    assert not set(ids) & {item for _, item in ratings[heaviest]}
+
+
+async def test_include_seen_allows_history(client, ratings) -> None:
+    response = await client.get(url(client, "recommendations", user_id="1"),
+                                params={"k": 100, "includeSeen": "true"})  # fmt: skip
+    ids = {item["id"] for item in response.json()["items"]}
+    assert ids & {item for _, item in ratings["1"]}
+
+
+async def test_metadata_matches_catalog(client, titles) -> None:
+    response = await client.get(url(client, "recommendations", user_id="1"),
+                                params={"returnMetadata": "true", "k": 20})  # fmt: skip
+    items = response.json()["items"]
+    assert len(items) == 20
+    for item in items:
+        title, genres = titles[item["id"]]
+        assert item["title"] == title
+        assert item["genres"] == genres
+        assert "release_date" in item
+
+
+async def test_unknown_user_gets_marked_popular_fallback(client) -> None:
+    response = await client.get(url(client, "recommendations", user_id="no-such-user"),
+                                params={"k": 5})  # fmt: skip
+    assert response.status_code == 200
+    body = response.json()
+    assert body["fallback"] is True and body["fallback_reason"] == "unknown_user"
+    assert body["ranked_by"] == "popularity"
+    assert len(body["items"]) == 5
+    counts = [item["score"] for item in body["items"]]
+    assert counts == sorted(counts, reverse=True)
+
+
+async def test_feature_lists_history_newest_first(client, ratings) -> None:
+    response = await client.get(url(client, "feature", user_id="1"))
+    assert response.status_code == 200
+    (feature,) = response.json()["feature"]
+    assert feature["user_id"] == "1" and feature["age"] == 24 and feature["gender"] == "M"
+    assert feature["occupation"] == "technician" and feature["zip_code"] == "85711"
+    when = dict((item, ts) for ts, item in ratings["1"])
+    assert sorted(feature["histories"]) == sorted(when)
+    times = [when[item] for item in feature["histories"]]
+    assert times == sorted(times, reverse=True)
+
+
+async def test_feature_unknown_user_is_404_json(client) -> None:
+    response = await client.get(url(client, "feature", user_id="no-such-user"))
+    assert response.status_code == 404
+    assert response.json()["error"]["message"] == "user 'no-such-user' not found"
+
+
+@pytest.mark.parametrize(
+    ("params", "parameter"),
+    [({"k": "0"}, "'k'"), ({"k": "1000"}, "'k'"), ({"k": "ten"}, "'k'"),
+     ({"returnMetadata": "maybe"}, "'returnMetadata'")],
+)  # fmt: skip
+async def test_bad_query_parameters_are_named(client, params, parameter) -> None:
+    response = await client.get(url(client, "recommendations", user_id="1"), params=params)
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["code"] == "invalid_request" and parameter in error["message"]
+
+
+async def test_over_long_user_id_is_rejected(client) -> None:
+    response = await client.get(url(client, "feature", user_id="x" * 65))
+    assert response.status_code == 422
+    assert "'user_id'" in response.json()["error"]["message"]
+
+
+async def test_unknown_route_is_json(client) -> None:
+    response = await client.get("/no/such/route")
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"
+
+
+async def test_health_reports_version_and_database(client) -> None:
+    response = await client.get(url(client, "healthz"))
+    assert response.status_code == 200
+    assert response.json()["database"] == "ok"

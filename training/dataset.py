@@ -1,0 +1,142 @@
+"""Read the database into training examples and the temporal hold-out.
+
+Each user's interactions are ordered by (occurred_at, id), the same order the app uses
+for "most recent first", so a training example's history is built exactly as a live
+request's history is.
+"""
+
+import hashlib
+from collections import defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.db.tables import interactions, items, users
+from models import features as F
+
+
+@dataclass
+class Catalog:
+    users: dict[str, dict]  # id -> attributes
+    items: dict[str, dict]  # id -> catalog fields
+    sequences: dict[str, list[str]]  # user id -> item ids, oldest first
+    fingerprint: str
+
+
+async def read_catalog(engine: AsyncEngine, max_users: int | None = None) -> Catalog:
+    digest = hashlib.sha256()
+    async with engine.connect() as conn:
+        user_rows = (await conn.execute(select(users).order_by(users.c.id))).mappings().all()
+        item_rows = (await conn.execute(select(items).order_by(items.c.id))).mappings().all()
+        events = await conn.stream(
+            select(interactions.c.user_id, interactions.c.item_id, interactions.c.occurred_at)
+            .order_by(interactions.c.user_id, interactions.c.occurred_at, interactions.c.id)
+            .execution_options(yield_per=10_000)
+        )
+        sequences: dict[str, list[str]] = defaultdict(list)
+        async for user_id, item_id, occurred_at in events:
+            sequences[user_id].append(item_id)
+            digest.update(f"{user_id}\t{item_id}\t{occurred_at.timestamp()}\n".encode())
+    kept = sorted((r["id"] for r in user_rows), key=_natural)[:max_users]
+    keep = set(kept)
+    for row in (*user_rows, *item_rows):
+        digest.update(repr(sorted(row.items())).encode())
+    return Catalog(
+        users={r["id"]: dict(r) for r in user_rows if r["id"] in keep},
+        items={r["id"]: dict(r) for r in item_rows},
+        sequences={u: s for u, s in sequences.items() if u in keep},
+        fingerprint=digest.hexdigest(),
+    )
+
+
+def _natural(value: str) -> tuple[int, str]:
+    return (int(value), "") if value.isdigit() else (1 << 62, value)
+
+
+@dataclass
+class Split:
+    """Leave-last-out: train on all but each user's newest item, test on that item."""
+
+    train: dict[str, np.ndarray]  # feature name -> [examples, ...] raw values
+    test_queries: dict[str, np.ndarray]  # one row per evaluated user
+    test_items: list[str]  # the held-out item of each evaluated user
+    test_seen: list[list[str]]  # the items each evaluated user saw in training
+    train_item_counts: dict[str, int]
+
+
+def history_before(sequence: list[str], position: int, length: int) -> list[str]:
+    """The `length` items before `position`, most recent first, padded with HISTORY_PAD."""
+    recent = sequence[max(0, position - length) : position][::-1]
+    return recent + [F.HISTORY_PAD] * (length - len(recent))
+
+
+def user_features(user: dict) -> dict:
+    return {
+        F.USER_ID: user["id"],
+        F.AGE: int(user["age"] or 0),
+        F.GENDER: user["gender"] or "",
+        F.OCCUPATION: user["occupation"] or "",
+        F.ZIP_CODE: user["zip_code"] or "",
+    }
+
+
+def item_features(item: dict) -> dict:
+    return {
+        F.ITEM_ID: item["id"],
+        F.GENRES: item["genres"] or "",
+        F.RELEASE_DATE: item["release_date"] or "",
+        F.TITLE: item["title"] or "",
+    }
+
+
+def leave_last_out(catalog: Catalog, history_length: int) -> Split:
+    train_rows: list[dict] = []
+    test_rows: list[dict] = []
+    test_items, test_seen = [], []
+    counts: dict[str, int] = defaultdict(int)
+    for user_id, sequence in catalog.sequences.items():
+        profile = user_features(catalog.users[user_id])
+        cut = len(sequence) - 1 if len(sequence) > 1 else len(sequence)
+        for position in range(cut):
+            item = catalog.items[sequence[position]]
+            history = history_before(sequence, position, history_length)
+            train_rows.append({**profile, F.HISTORY: history, **item_features(item)})
+            counts[item["id"]] += 1
+        if cut < len(sequence):
+            history = history_before(sequence, cut, history_length)
+            test_rows.append({**profile, F.HISTORY: history})
+            test_items.append(sequence[cut])
+            test_seen.append(sequence[:cut])
+    return Split(
+        train=_columns(train_rows),
+        test_queries=_columns(test_rows),
+        test_items=test_items,
+        test_seen=test_seen,
+        train_item_counts=dict(counts),
+    )
+
+
+def _columns(rows: list[dict]) -> dict[str, np.ndarray]:
+    if not rows:
+        return {}
+    return {key: np.array([row[key] for row in rows]) for key in rows[0]}
+
+
+def item_columns(catalog: Catalog, item_ids: list[str]) -> dict[str, np.ndarray]:
+    return _columns([item_features(catalog.items[i]) for i in item_ids])
+
+
+def vocabularies(catalog: Catalog) -> F.Vocabularies:
+    people = catalog.users.values()
+    genres = {g for i in catalog.items.values() for g in (i["genres"] or "").split("|") if g}
+    return F.Vocabularies(
+        user_ids=sorted(catalog.users),
+        item_ids=sorted(catalog.items),
+        genders=sorted({u["gender"] or "" for u in people}),
+        occupations=sorted({u["occupation"] or "" for u in people}),
+        zip_prefixes=sorted({(u["zip_code"] or "")[: F.ZIP_PREFIX_LENGTH] for u in people}),
+        genres=sorted(genres),
+        titles=[i["title"] or "" for i in catalog.items.values()],
+    )
