@@ -59,7 +59,9 @@ def load_version(artifacts_dir: Path, version: str, *, verify: bool = True) -> M
         shape = (spec["signature"], spec["history_feature"], int(spec["history_length"]))
         leaves = int(manifest["index"]["num_leaves"])
     except (KeyError, TypeError, ValueError) as exc:
-        raise ArtifactError(f"{folder / MANIFEST}: incomplete feature or index spec ({exc})") from None
+        raise ArtifactError(
+            f"{folder / MANIFEST}: incomplete feature or index spec ({exc})"
+        ) from None
     item_ids = np.array(_read_json(folder / "item_ids.json"), dtype=object)
     try:
         query_fn = _load_saved_model(folder / "query_tower", shape[0])

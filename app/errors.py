@@ -35,8 +35,9 @@ def _location(loc: tuple) -> str:
 
 async def _validation(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    details = [ErrorDetail(location=_location(tuple(e["loc"])), message=e["msg"])
-               for e in exc.errors()]  # fmt: skip
+    details = [
+        ErrorDetail(location=_location(tuple(e["loc"])), message=e["msg"]) for e in exc.errors()
+    ]
     message = "; ".join(f"{d.location}: {d.message}" for d in details)
     return error_response(422, "invalid_request", message, details)
 

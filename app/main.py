@@ -33,8 +33,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = create_engine(config.database)
         batcher = QueryBatcher()
         await batcher.start()
-        app.state.runtime = Runtime(settings=config, engine=engine, batcher=batcher,
-                                    version=version)  # fmt: skip
+        app.state.runtime = Runtime(
+            settings=config, engine=engine, batcher=batcher, version=version
+        )
         log.info("serving %s from %s", version.version, safe_url(config.database.url))
         try:
             yield

@@ -83,6 +83,4 @@ async def user_features(*, engine: AsyncEngine, user_id: str, limit: int) -> Fea
         profile: UserProfile | None = await fetch_profile(conn, user_id, limit)
     if profile is None:
         raise NotFoundError(f"user {user_id!r} not found")
-    return FeatureResponse(
-        feature=[UserFeature(histories=profile.history, **profile.attributes())]
-    )
+    return FeatureResponse(feature=[UserFeature(histories=profile.history, **profile.attributes())])

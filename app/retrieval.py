@@ -94,15 +94,19 @@ def search_group(version: ModelVersion, group: list[_Pending]) -> list[list[Hit]
     for position, pending in enumerate(group):
         if len(results[position]) < min(pending.k, len(version.item_ids) - len(pending.exclude)):
             # The partitions searched held too few unseen items: search every partition.
-            results[position] = _exhaustive(version, embeddings[position], wanted[position], pending)
+            results[position] = _exhaustive(
+                version, embeddings[position], wanted[position], pending
+            )
     return results
 
 
 def _exhaustive(version: ModelVersion, embedding: np.ndarray, n: int, p: _Pending) -> list[Hit]:
     rows, scores = version.searcher.search(
-        embedding, final_num_neighbors=n, pre_reorder_num_neighbors=n,
+        embedding,
+        final_num_neighbors=n,
+        pre_reorder_num_neighbors=n,
         leaves_to_search=version.leaves,
-    )  # fmt: skip
+    )
     return _filter(version, rows, scores, p)
 
 

@@ -1,9 +1,8 @@
 """HTTP routes: parse, call one service function, return a response schema."""
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
-from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from app import recommend as service
@@ -16,7 +15,10 @@ UserId = Annotated[
     str,
     Path(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$", description="User id."),
 ]
-ERRORS = {422: {"model": ErrorResponse}, 500: {"model": ErrorResponse}}
+ERRORS: dict[int | str, dict[str, Any]] = {
+    422: {"model": ErrorResponse},
+    500: {"model": ErrorResponse},
+}
 
 
 @router.get(
@@ -51,7 +53,7 @@ async def recommendations(
 @router.get(
     "/feature/{user_id}",
     response_model=FeatureResponse,
-    responses={404: {"model": ErrorResponse}, 503: {"model": ErrorResponse}, **ERRORS},
+    responses={**ERRORS, 404: {"model": ErrorResponse}, 503: {"model": ErrorResponse}},
 )
 async def feature(user_id: UserId, runtime: RuntimeDep) -> FeatureResponse:
     return await service.user_features(
@@ -59,17 +61,18 @@ async def feature(user_id: UserId, runtime: RuntimeDep) -> FeatureResponse:
     )
 
 
-@router.get("/healthz", response_model=HealthResponse, responses={503: {"model": HealthResponse}})
-async def healthz(runtime: RuntimeDep) -> JSONResponse:
+@router.get("/healthz", response_model=HealthResponse)
+async def healthz(runtime: RuntimeDep) -> HealthResponse:
+    """Liveness and readiness: 200 while a model is loaded. With the database down the
+    service still answers (popular items), so that is reported as "degraded", not 503."""
     database = "ok"
     try:
         async with runtime.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
     except DATABASE_ERRORS:
         database = "unavailable"
-    body = HealthResponse(
+    return HealthResponse(
         status="ok" if database == "ok" else "degraded",
         model_version=runtime.version.version,
         database=database,  # type: ignore[arg-type]
     )
-    return JSONResponse(body.model_dump())

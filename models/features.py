@@ -23,6 +23,10 @@ GENRES = "genres"  # "Animation|Children's|Comedy"
 RELEASE_DATE = "release_date"  # "01-Jan-1995"; the year is parsed inside the model
 TITLE = "title"
 
+# Training only: how often the example's item appears as a positive, for the in-batch
+# softmax's sampling-bias (logQ) correction.
+CANDIDATE_PROBABILITY = "candidate_probability"
+
 QUERY_FEATURES = (USER_ID, AGE, GENDER, OCCUPATION, ZIP_CODE, HISTORY)
 CANDIDATE_FEATURES = (ITEM_ID, GENRES, RELEASE_DATE, TITLE)
 

@@ -13,7 +13,10 @@ class TwoTowerModel(tfrs.Model):
     """Learns query and candidate embeddings whose dot product ranks a user's next item.
 
     In-batch softmax (other examples' items are the negatives); items the batch shares
-    with the positive are not counted as negatives (`remove_accidental_hits`).
+    with the positive are not counted as negatives (`remove_accidental_hits`). Popular
+    items are over-represented among in-batch negatives; with `logq_correction` the
+    logits are corrected by each candidate's sampling probability so scores estimate
+    p(item | user) instead of favouring rare items.
     """
 
     def __init__(
@@ -25,15 +28,20 @@ class TwoTowerModel(tfrs.Model):
         hidden_dim: int,
         temperature: float,
         normalize: bool,
+        logq_correction: bool = True,
     ):
         super().__init__()
         shared_items = ItemIdEmbedding(vocab.item_ids, F.EMBEDDING_DIMS[F.ITEM_ID])
-        tower_args = {"embedding_dim": embedding_dim, "hidden_dim": hidden_dim,
-                      "normalize": normalize}  # fmt: skip
+        tower_args = {
+            "embedding_dim": embedding_dim,
+            "hidden_dim": hidden_dim,
+            "normalize": normalize,
+        }
         self.query_tower = QueryTower(
             vocab, shared_items, history_length=history_length, **tower_args
         )
         self.candidate_tower = CandidateTower(vocab, shared_items, **tower_args)
+        self.logq_correction = logq_correction
         self.task = tfrs.tasks.Retrieval(temperature=temperature, remove_accidental_hits=True)
 
     def compute_loss(self, features: dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
@@ -43,6 +51,9 @@ class TwoTowerModel(tfrs.Model):
             queries,
             candidates,
             candidate_ids=features[F.ITEM_ID],
+            candidate_sampling_probability=(
+                features[F.CANDIDATE_PROBABILITY] if self.logq_correction else None
+            ),
             compute_metrics=False,
             compute_batch_metrics=False,
         )

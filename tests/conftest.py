@@ -36,8 +36,10 @@ def require(condition: bool, reason: str) -> None:
 @pytest.fixture(scope="session")
 def movielens_dir() -> Path:
     raw = os.environ.get("RECSYS_MOVIELENS_DIR", "")
-    require(bool(raw) and Path(raw, "u.data").is_file(),
-            "set RECSYS_MOVIELENS_DIR to a folder holding MovieLens 100K")  # fmt: skip
+    require(
+        bool(raw) and Path(raw, "u.data").is_file(),
+        "set RECSYS_MOVIELENS_DIR to a folder holding MovieLens 100K",
+    )
     return Path(raw)
 
 
@@ -46,9 +48,13 @@ async def _admin(sql: str) -> None:
 
     url = make_url(ADMIN_URL)
     conn = await asyncpg.connect(
-        host=url.host, port=url.port or 5432, user=url.username, password=url.password,
-        database=url.database, timeout=5,
-    )  # fmt: skip
+        host=url.host,
+        port=url.port or 5432,
+        user=url.username,
+        password=url.password,
+        database=url.database,
+        timeout=5,
+    )
     try:
         await conn.execute(sql)
     finally:
@@ -150,9 +156,6 @@ def artifacts_dir(tmp_path_factory: pytest.TempPathFactory, databases, movielens
     url = databases.migrated("sqlite")
     load_into(url, movielens)
     folder = tmp_path_factory.mktemp("artifacts")
-    settings = Settings(
-        database=DatabaseSettings(url=url), artifacts=ArtifactSettings(dir=folder)
-    )
-    run(settings, TrainConfig(epochs=1, batch_size=512), console=Console(quiet=True),
-        max_users=80)  # fmt: skip
+    settings = Settings(database=DatabaseSettings(url=url), artifacts=ArtifactSettings(dir=folder))
+    run(settings, TrainConfig(epochs=1, batch_size=512), console=Console(quiet=True), max_users=80)
     return folder

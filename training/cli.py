@@ -17,7 +17,9 @@ from app.settings import get_settings  # noqa: E402
 console = Console()
 cli = typer.Typer(help="Two-tower recommendation service.", no_args_is_help=True)
 db_cli = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_help=True)
-data_cli = typer.Typer(help="MovieLens 100K: fetch and load into the database.", no_args_is_help=True)
+data_cli = typer.Typer(
+    help="MovieLens 100K: fetch and load into the database.", no_args_is_help=True
+)
 cli.add_typer(db_cli, name="db")
 cli.add_typer(data_cli, name="data")
 
@@ -88,11 +90,16 @@ async def _load(data) -> dict[str, int]:  # type: ignore[no-untyped-def]
     from training.load import load_movielens
 
     engine = create_engine(get_settings().database)
-    sizes = {"users": len(data.users), "items": len(data.items),
-             "interactions": len(data.interactions)}  # fmt: skip
+    sizes = {
+        "users": len(data.users),
+        "items": len(data.items),
+        "interactions": len(data.interactions),
+    }
     try:
         with Progress(console=console) as progress:
-            tasks = {name: progress.add_task(f"loading {name}", total=n) for name, n in sizes.items()}
+            tasks = {
+                name: progress.add_task(f"loading {name}", total=n) for name, n in sizes.items()
+            }
             return await load_movielens(
                 engine, data, on_batch=lambda table, n: progress.advance(tasks[table], n)
             )

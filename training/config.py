@@ -24,6 +24,7 @@ class TrainConfig(BaseModel):
     hidden_dim: int = Field(default=128, ge=1)
     normalize: bool = True
     temperature: float = Field(default=0.1, gt=0)
+    logq_correction: bool = True
     epochs: int = Field(default=8, ge=1)
     batch_size: int = Field(default=1024, ge=2)
     learning_rate: float = Field(default=0.003, gt=0)

@@ -109,8 +109,12 @@ def leave_last_out(catalog: Catalog, history_length: int) -> Split:
             test_rows.append({**profile, F.HISTORY: history})
             test_items.append(sequence[cut])
             test_seen.append(sequence[:cut])
+    train = _columns(train_rows)
+    if train:
+        frequency = np.array([counts[i] for i in train[F.ITEM_ID]], dtype=np.float32)
+        train[F.CANDIDATE_PROBABILITY] = frequency / len(train_rows)
     return Split(
-        train=_columns(train_rows),
+        train=train,
         test_queries=_columns(test_rows),
         test_items=test_items,
         test_seen=test_seen,

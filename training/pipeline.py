@@ -17,7 +17,14 @@ from app.settings import Settings
 from models import features as F
 from training import export
 from training.config import TrainConfig
-from training.dataset import Catalog, Split, item_columns, leave_last_out, read_catalog, vocabularies
+from training.dataset import (
+    Catalog,
+    Split,
+    item_columns,
+    leave_last_out,
+    read_catalog,
+    vocabularies,
+)
 from training.evaluate import evaluate_scores, popular_items, popularity_scores
 from training.metrics import recall_at_k
 from training.train import build_model, embed, fit
@@ -36,6 +43,7 @@ def run(
     publish: bool = True,
 ) -> Path:
     """The whole job; returns the published version's folder."""
+    tf.get_logger().setLevel("ERROR")  # Keras warns about config of subclassed models we never re-create from config
     tf.keras.utils.set_random_seed(config.seed)
     started = time.monotonic()
     catalog = asyncio.run(_read(settings, max_users))
@@ -54,19 +62,34 @@ def run(
     item_vectors = embed(model.candidate_tower, item_columns(catalog, item_ids), 4096)
     query_vectors = embed(model.query_tower, split.test_queries, 4096)
     metrics = {
-        "two_tower": evaluate_scores(query_vectors @ item_vectors.T, split, item_ids,
-                                     config.eval_cutoffs),
-        "popularity": evaluate_scores(popularity_scores(split, item_ids), split, item_ids,
-                                      config.eval_cutoffs),
-    }  # fmt: skip
+        "two_tower": evaluate_scores(
+            query_vectors @ item_vectors.T, split, item_ids, config.eval_cutoffs
+        ),
+        "popularity": evaluate_scores(
+            popularity_scores(split, item_ids), split, item_ids, config.eval_cutoffs
+        ),
+    }
     _print_metrics(console, metrics)
     searcher, index_info = export.build_index(item_vectors, config.index)
     recall = _index_recall(searcher, query_vectors, item_vectors)
     console.print(f"ScaNN recall@10 against brute force: {recall:.4f}")
-    folder = _export(settings, config, catalog, split, model, searcher, item_ids, index_info, {
-        "metrics": metrics, "index_recall@10": recall, "epoch_losses": losses,
-        "training_seconds": round(time.monotonic() - started, 1),
-    }, publish)  # fmt: skip
+    folder = _export(
+        settings,
+        config,
+        catalog,
+        split,
+        model,
+        searcher,
+        item_ids,
+        index_info,
+        {
+            "metrics": metrics,
+            "index_recall@10": recall,
+            "epoch_losses": losses,
+            "training_seconds": round(time.monotonic() - started, 1),
+        },
+        publish,
+    )
     console.print(f"published {folder.name} to {folder.parent}" + (" (live)" if publish else ""))
     return folder
 
@@ -148,7 +171,9 @@ def _library_versions() -> dict[str, str]:
 
 def _git_commit() -> str | None:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
+        )
     except OSError:
         return None
     return out.stdout.strip() or None

@@ -18,6 +18,7 @@ def build_model(vocab: F.Vocabularies, config: TrainConfig) -> TwoTowerModel:
         hidden_dim=config.hidden_dim,
         temperature=config.temperature,
         normalize=config.normalize,
+        logq_correction=config.logq_correction,
     )
     model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate=config.learning_rate))
     return model

@@ -21,7 +21,12 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
         pool_size=settings.pool_size,
         pool_pre_ping=True,
         pool_timeout=settings.timeout_seconds,
-        connect_args={"timeout": settings.timeout_seconds},
+        # timeout bounds connecting, command_timeout each statement: a sick database
+        # costs a request seconds, not forever.
+        connect_args={
+            "timeout": settings.timeout_seconds,
+            "command_timeout": settings.timeout_seconds,
+        },
     )
 
 

@@ -18,8 +18,13 @@ class UserProfile:
     history: list[str] = field(default_factory=list)  # item ids, most recent first
 
     def attributes(self) -> dict:
-        return {"user_id": self.user_id, "age": self.age, "gender": self.gender,
-                "occupation": self.occupation, "zip_code": self.zip_code}  # fmt: skip
+        return {
+            "user_id": self.user_id,
+            "age": self.age,
+            "gender": self.gender,
+            "occupation": self.occupation,
+            "zip_code": self.zip_code,
+        }
 
 
 async def fetch_profile(conn: AsyncConnection, user_id: str, limit: int) -> UserProfile | None:
@@ -29,8 +34,13 @@ async def fetch_profile(conn: AsyncConnection, user_id: str, limit: int) -> User
     id exactly as training orders them.
     """
     stmt = (
-        select(users.c.age, users.c.gender, users.c.occupation, users.c.zip_code,
-               interactions.c.item_id)  # fmt: skip
+        select(
+            users.c.age,
+            users.c.gender,
+            users.c.occupation,
+            users.c.zip_code,
+            interactions.c.item_id,
+        )
         .select_from(users.outerjoin(interactions, interactions.c.user_id == users.c.id))
         .where(users.c.id == user_id)
         .order_by(interactions.c.occurred_at.desc(), interactions.c.id.desc())

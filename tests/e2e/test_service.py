@@ -104,8 +104,10 @@ def test_nginx_proxies_and_answers_json_when_upstream_is_gone(server: str, tmp_p
 
 
 def test_server_refuses_to_start_without_a_published_version(tmp_path: Path, databases):
-    env = {"RECSYS_DATABASE_URL": databases.migrated("sqlite"),
-           "RECSYS_ARTIFACTS_DIR": str(tmp_path / "empty")}  # fmt: skip
+    env = {
+        "RECSYS_DATABASE_URL": databases.migrated("sqlite"),
+        "RECSYS_ARTIFACTS_DIR": str(tmp_path / "empty"),
+    }
     process = start_server(env, free_port())
     try:
         process.wait(timeout=90)

@@ -16,13 +16,17 @@ pytestmark = [pytest.mark.movielens, pytest.mark.model]
 @pytest.fixture(scope="session")
 async def client(loaded_database: str, artifacts_dir: Path):
     settings = Settings(
-        database=DatabaseSettings(url=loaded_database), artifacts=ArtifactSettings(dir=artifacts_dir)
+        database=DatabaseSettings(url=loaded_database),
+        artifacts=ArtifactSettings(dir=artifacts_dir),
     )
     app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=ASGITransport(app), base_url="http://t") as c:
-            c.app = app  # type: ignore[attr-defined]
-            yield c
+    transport = ASGITransport(app)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://t") as c,
+    ):
+        c.app = app  # type: ignore[attr-defined]
+        yield c
 
 
 @pytest.fixture(scope="session")
@@ -37,8 +41,9 @@ def ratings(movielens_dir: Path) -> dict[str, list[tuple[int, str]]]:
 
 @pytest.fixture(scope="session")
 def titles(movielens_dir: Path) -> dict[str, tuple[str, list[str]]]:
-    genre_names = [line.split("|")[0] for line in
-                   (movielens_dir / "u.genre").read_text().splitlines() if line]  # fmt: skip
+    genre_names = [
+        line.split("|")[0] for line in (movielens_dir / "u.genre").read_text().splitlines() if line
+    ]
     result = {}
     for line in (movielens_dir / "u.item").read_bytes().decode("latin-1").splitlines():
         fields = line.split("|")
@@ -68,23 +73,24 @@ async def test_recommendations_are_personal_distinct_and_unseen(client, ratings)
 
 async def test_heavy_user_still_gets_k_unseen_items(client, ratings) -> None:
     heaviest = max(ratings, key=lambda u: len(ratings[u]))  # user 405: 737 ratings
-    response = await client.get(url(client, "recommendations", user_id=heaviest),
-                                params={"k": 100})  # fmt: skip
+    response = await client.get(url(client, "recommendations", user_id=heaviest), params={"k": 100})
     ids = [item["id"] for item in response.json()["items"]]
     assert len(ids) == 100 and len(set(ids)) == 100
     assert not set(ids) & {item for _, item in ratings[heaviest]}
 
 
 async def test_include_seen_allows_history(client, ratings) -> None:
-    response = await client.get(url(client, "recommendations", user_id="1"),
-                                params={"k": 100, "includeSeen": "true"})  # fmt: skip
+    response = await client.get(
+        url(client, "recommendations", user_id="1"), params={"k": 100, "includeSeen": "true"}
+    )
     ids = {item["id"] for item in response.json()["items"]}
     assert ids & {item for _, item in ratings["1"]}
 
 
 async def test_metadata_matches_catalog(client, titles) -> None:
-    response = await client.get(url(client, "recommendations", user_id="1"),
-                                params={"returnMetadata": "true", "k": 20})  # fmt: skip
+    response = await client.get(
+        url(client, "recommendations", user_id="1"), params={"returnMetadata": "true", "k": 20}
+    )
     items = response.json()["items"]
     assert len(items) == 20
     for item in items:
@@ -95,8 +101,9 @@ async def test_metadata_matches_catalog(client, titles) -> None:
 
 
 async def test_unknown_user_gets_marked_popular_fallback(client) -> None:
-    response = await client.get(url(client, "recommendations", user_id="no-such-user"),
-                                params={"k": 5})  # fmt: skip
+    response = await client.get(
+        url(client, "recommendations", user_id="no-such-user"), params={"k": 5}
+    )
     assert response.status_code == 200
     body = response.json()
     assert body["fallback"] is True and body["fallback_reason"] == "unknown_user"
@@ -126,9 +133,13 @@ async def test_feature_unknown_user_is_404_json(client) -> None:
 
 @pytest.mark.parametrize(
     ("params", "parameter"),
-    [({"k": "0"}, "'k'"), ({"k": "1000"}, "'k'"), ({"k": "ten"}, "'k'"),
-     ({"returnMetadata": "maybe"}, "'returnMetadata'")],
-)  # fmt: skip
+    [
+        ({"k": "0"}, "'k'"),
+        ({"k": "1000"}, "'k'"),
+        ({"k": "ten"}, "'k'"),
+        ({"returnMetadata": "maybe"}, "'returnMetadata'"),
+    ],
+)
 async def test_bad_query_parameters_are_named(client, params, parameter) -> None:
     response = await client.get(url(client, "recommendations", user_id="1"), params=params)
     assert response.status_code == 422

@@ -12,9 +12,12 @@ RECSYS = [sys.executable, "-m", "training"]
 
 def recsys(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [*RECSYS, *args], capture_output=True, text=True, timeout=300,
+        [*RECSYS, *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
         env={**os.environ, **(env or {})},
-    )  # fmt: skip
+    )
 
 
 @pytest.mark.parametrize(
@@ -39,8 +42,9 @@ def test_load_names_file_and_line_of_a_malformed_row(tmp_path: Path, databases) 
     (folder / "u.item").write_text("1|Toy Story (1995)|01-Jan-1995||u" + "|0" * 19 + "\n")
     (folder / "u.data").write_text("1\t1\t5\t881250949\n")
     url = databases.migrated("sqlite")
-    result = recsys("data", "load", "--movielens-dir", str(folder),
-                    env={"RECSYS_DATABASE_URL": url})  # fmt: skip
+    result = recsys(
+        "data", "load", "--movielens-dir", str(folder), env={"RECSYS_DATABASE_URL": url}
+    )
     assert result.returncode == 1
     assert f"{folder / 'u.user'}:2" in result.stdout and "age" in result.stdout
     assert "Traceback" not in result.stdout + result.stderr
@@ -55,7 +59,8 @@ def test_fetch_verifies_a_local_folder(tmp_path: Path) -> None:
 
 def test_train_without_data_says_what_to_do(tmp_path: Path, databases) -> None:
     url = databases.migrated("sqlite")
-    result = recsys("train", env={"RECSYS_DATABASE_URL": url,
-                                  "RECSYS_ARTIFACTS_DIR": str(tmp_path)})  # fmt: skip
+    result = recsys(
+        "train", env={"RECSYS_DATABASE_URL": url, "RECSYS_ARTIFACTS_DIR": str(tmp_path)}
+    )
     assert result.returncode == 1
     assert "recsys data load" in result.stdout

@@ -79,9 +79,16 @@ def test_failed_load_leaves_nothing_behind(databases, backend: str) -> None:
     data = MovieLens(
         users=[{"id": "1", "age": 30, "gender": "F", "occupation": "x", "zip_code": "1"}],
         items=[{"id": "9", "title": "t", "genres": "", "release_date": None, "url": None}],
-        interactions=[{"user_id": "2", "item_id": "9", "rating": 3.0, "event_type": "rating",
-                       "occurred_at": when}],
-    )  # fmt: skip
+        interactions=[
+            {
+                "user_id": "2",
+                "item_id": "9",
+                "rating": 3.0,
+                "event_type": "rating",
+                "occurred_at": when,
+            }
+        ],
+    )
     with pytest.raises(IntegrityError):
         load_into(url, data)
     assert _snapshot(url) == {"users": [], "items": [], "interactions": []}

@@ -19,12 +19,17 @@ pytestmark = [pytest.mark.movielens, pytest.mark.model]
 async def no_database_client(artifacts_dir: Path):
     """The app with a PostgreSQL URL where nothing listens (the shared server is untouched)."""
     url = f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/none"
-    settings = Settings(database=DatabaseSettings(url=url, timeout_seconds=2),
-                        artifacts=ArtifactSettings(dir=artifacts_dir))  # fmt: skip
+    settings = Settings(
+        database=DatabaseSettings(url=url, timeout_seconds=2),
+        artifacts=ArtifactSettings(dir=artifacts_dir),
+    )
     app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=ASGITransport(app), base_url="http://t") as client:
-            yield client
+    transport = ASGITransport(app)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://t") as client,
+    ):
+        yield client
 
 
 async def test_recommendations_fall_back_to_popular_when_database_is_down(no_database_client):

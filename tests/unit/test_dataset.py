@@ -124,3 +124,10 @@ def test_vocabularies_are_sorted_distinct_values() -> None:
     assert vocab.zip_prefixes == ["", "857", "940"]
     assert vocab.genres == ["Action", "Comedy", "Drama"]
     assert vocab.titles == ["Film a", "Film b", "Film c", "Film d", "Film e"]
+
+
+def test_candidate_probability_is_the_items_share_of_training_examples() -> None:
+    split = leave_last_out(catalog(), history_length=2)
+    # Items a, b, c, b, a, e out of 6 examples; a and b appear twice each.
+    expected = [2 / 6, 2 / 6, 1 / 6, 2 / 6, 2 / 6, 1 / 6]
+    np.testing.assert_allclose(split.train[F.CANDIDATE_PROBABILITY], expected, rtol=1e-6)

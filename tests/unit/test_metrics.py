@@ -126,9 +126,7 @@ def test_evaluate_scores_maps_columns_through_item_ids() -> None:
     # The same popularity ranking with the columns listed in reverse order.
     reversed_ids = ITEM_IDS[::-1]
     forward = evaluate_scores(popularity_scores(split, ITEM_IDS), split, ITEM_IDS, (1, 2))
-    backward = evaluate_scores(
-        popularity_scores(split, reversed_ids), split, reversed_ids, (1, 2)
-    )
+    backward = evaluate_scores(popularity_scores(split, reversed_ids), split, reversed_ids, (1, 2))
     assert forward == backward
 
 
