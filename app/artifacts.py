@@ -36,6 +36,7 @@ class ModelVersion:
     history_length: int
     history_pad: str
     leaves: int  # ScaNN partitions; searching all of them is exhaustive
+    reorder: int  # candidates ScaNN re-scores exactly; never ask for fewer
 
 
 def live_version_name(artifacts_dir: Path) -> str:
@@ -58,6 +59,7 @@ def load_version(artifacts_dir: Path, version: str, *, verify: bool = True) -> M
         inputs = {name: str(v["dtype"]) for name, v in spec["inputs"].items()}
         shape = (spec["signature"], spec["history_feature"], int(spec["history_length"]))
         leaves = int(manifest["index"]["num_leaves"])
+        reorder = int(manifest["index"].get("reorder_num_neighbors", 0))
     except (KeyError, TypeError, ValueError) as exc:
         raise ArtifactError(
             f"{folder / MANIFEST}: incomplete feature or index spec ({exc})"
@@ -81,6 +83,7 @@ def load_version(artifacts_dir: Path, version: str, *, verify: bool = True) -> M
         history_length=shape[2],
         history_pad=str(spec.get("history_pad", "")),
         leaves=leaves,
+        reorder=reorder,
     )
 
 

@@ -85,10 +85,18 @@ class QueryBatcher:
 
 def search_group(version: ModelVersion, group: list[_Pending]) -> list[list[Hit]]:
     """Runs in a worker thread: one SavedModel call and one ScaNN search for the group."""
-    embeddings = embed_profiles(version, [p.profile for p in group])
+    return search_embeddings(version, embed_profiles(version, [p.profile for p in group]), group)
+
+
+def search_embeddings(
+    version: ModelVersion, embeddings: np.ndarray, group: list[_Pending]
+) -> list[list[Hit]]:
+    """Top k unexcluded items per query; re-searches every partition if one ran short."""
     wanted = [min(p.k + len(p.exclude), len(version.item_ids)) for p in group]
     rows, scores = version.searcher.search_batched(
-        embeddings, final_num_neighbors=max(wanted), pre_reorder_num_neighbors=max(wanted)
+        embeddings,
+        final_num_neighbors=max(wanted),
+        pre_reorder_num_neighbors=max(max(wanted), version.reorder),
     )
     results = [_filter(version, r, s, p) for r, s, p in zip(rows, scores, group, strict=True)]
     for position, pending in enumerate(group):
@@ -104,7 +112,7 @@ def _exhaustive(version: ModelVersion, embedding: np.ndarray, n: int, p: _Pendin
     rows, scores = version.searcher.search(
         embedding,
         final_num_neighbors=n,
-        pre_reorder_num_neighbors=n,
+        pre_reorder_num_neighbors=max(n, version.reorder),
         leaves_to_search=version.leaves,
     )
     return _filter(version, rows, scores, p)

@@ -47,7 +47,8 @@ def build_index(embeddings: np.ndarray, config: IndexConfig, k: int = 10) -> tup
     builder = scann.scann_ops_pybind.builder(embeddings.astype(np.float32), k, "dot_product")
     if config.mode == "brute_force" or rows < 64:
         # Exact search; also what a tiny catalog gets, where partitioning buys nothing.
-        return builder.score_brute_force().build(), {"mode": "brute_force", "num_leaves": 1}
+        info = {"mode": "brute_force", "num_leaves": 1, "reorder_num_neighbors": 0}
+        return builder.score_brute_force().build(), info
     leaves = min(config.num_leaves or max(2, int(np.sqrt(rows))), rows // 2)
     to_search = max(1, round(leaves * config.leaves_to_search_fraction))
     searcher = (
@@ -59,7 +60,14 @@ def build_index(embeddings: np.ndarray, config: IndexConfig, k: int = 10) -> tup
         .reorder(min(config.reorder_num_neighbors, rows))
         .build()
     )
-    return searcher, {"mode": "tree_ah", "num_leaves": leaves, "leaves_to_search": to_search}
+    reorder = min(config.reorder_num_neighbors, rows)
+    info = {
+        "mode": "tree_ah",
+        "num_leaves": leaves,
+        "leaves_to_search": to_search,
+        "reorder_num_neighbors": reorder,
+    }
+    return searcher, info
 
 
 def exact_top_k(queries: np.ndarray, embeddings: np.ndarray, k: int) -> np.ndarray:

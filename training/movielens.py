@@ -64,7 +64,7 @@ def read_movielens(folder: Path) -> MovieLens:
     users = [_user(f, n) for f, n in _fields(folder / "u.user", "|", 5)]
     items = [_item(f, n) for f, n in _fields(folder / "u.item", "|", 5 + len(GENRES))]
     rows = [_interaction(f, n) for f, n in _fields(folder / "u.data", "\t", 4)]
-    _check_references(folder / "u.data", rows, users, items)
+    _check_references(rows, users, items)
     # Time order (ties broken by user, item) so insertion ids follow time, as serving expects.
     rows.sort(key=lambda r: (r["occurred_at"], int(r["user_id"]), int(r["item_id"])))
     return MovieLens(users=users, items=items, interactions=rows)
@@ -116,11 +116,12 @@ def _interaction(f: list[str], where: str) -> dict:
         "rating": float(rating),
         "event_type": "rating",
         "occurred_at": datetime.fromtimestamp(_int(f[3], where, "timestamp"), tz=UTC),
+        "where": where,  # kept until the rows are checked against users and items
     }
 
 
 def _id(value: str, where: str) -> str:
-    if not value.isdigit():
+    if not value.isdigit() or int(value) == 0:
         raise MovieLensError(f"{where}: id must be a positive integer, found {value!r}")
     return str(int(value))
 
@@ -132,14 +133,14 @@ def _int(value: str, where: str, name: str) -> int:
         raise MovieLensError(f"{where}: {name} must be an integer, found {value!r}") from None
 
 
-def _check_references(path: Path, rows: list[dict], users: list[dict], items: list[dict]) -> None:
+def _check_references(rows: list[dict], users: list[dict], items: list[dict]) -> None:
     user_ids = {u["id"] for u in users}
     item_ids = {i["id"] for i in items}
-    for number, row in enumerate(rows, start=1):
+    for row in rows:
+        where = row.pop("where")
         if row["user_id"] not in user_ids or row["item_id"] not in item_ids:
             raise MovieLensError(
-                f"{path}:{number}: user {row['user_id']} or item {row['item_id']} is not in "
-                "u.user / u.item"
+                f"{where}: user {row['user_id']} or item {row['item_id']} is not in u.user / u.item"
             )
 
 

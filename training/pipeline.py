@@ -43,7 +43,9 @@ def run(
     publish: bool = True,
 ) -> Path:
     """The whole job; returns the published version's folder."""
-    tf.get_logger().setLevel("ERROR")  # Keras warns about config of subclassed models we never re-create from config
+    tf.get_logger().setLevel(
+        "ERROR"
+    )  # Keras warns about config of subclassed models we never re-create from config
     tf.keras.utils.set_random_seed(config.seed)
     started = time.monotonic()
     catalog = asyncio.run(_read(settings, max_users))

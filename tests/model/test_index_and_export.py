@@ -4,6 +4,7 @@ The exact index must equal brute force; the production tree-AH config is only me
 (recall@10), since approximate search is allowed to miss.
 """
 
+import dataclasses
 import shutil
 from datetime import datetime
 from pathlib import Path
@@ -15,7 +16,7 @@ from scann import scann_ops_pybind
 
 from app.artifacts import ArtifactError, ModelVersion, load_live
 from app.db.queries import UserProfile
-from app.retrieval import _Pending, embed_profiles, search_group
+from app.retrieval import _Pending, embed_profiles, search_embeddings, search_group
 from app.settings import ArtifactSettings, Settings
 from models import features as F
 from training import export, pipeline
@@ -66,7 +67,12 @@ def test_production_tree_ah_config_keeps_recall_at_10(vectors) -> None:
     items, queries = vectors
     searcher, info = export.build_index(items, IndexConfig())
     approximate, _ = searcher.search_batched(queries, final_num_neighbors=K)
-    assert info == {"mode": "tree_ah", "num_leaves": 17, "leaves_to_search": 4}
+    assert info == {
+        "mode": "tree_ah",
+        "num_leaves": 17,
+        "leaves_to_search": 4,
+        "reorder_num_neighbors": 200,
+    }
     # Measured 0.90-1.00 over 40 builds (k-means is not bit-reproducible across runs).
     assert recall_at_k(approximate, export.exact_top_k(queries, items, K)) >= 0.8
 
@@ -191,7 +197,12 @@ def test_live_version_is_the_published_one(live: ModelVersion, artifacts_dir: Pa
     assert live.version == (artifacts_dir / "LIVE").read_text().strip()
     assert live.version.endswith("-01234567")
     assert live.item_ids.tolist() == sorted(tiny_catalog().items)
-    assert live.manifest["index"] == {"items": 20, "mode": "brute_force", "num_leaves": 1}
+    assert live.manifest["index"] == {
+        "items": 20,
+        "mode": "brute_force",
+        "num_leaves": 1,
+        "reorder_num_neighbors": 0,
+    }
     assert live.history_length == HISTORY_LENGTH and live.history_feature == F.HISTORY
     split = leave_last_out(tiny_catalog(), HISTORY_LENGTH)
     assert live.popular == popular_items(split, CONFIG.popular_items)
@@ -306,3 +317,39 @@ def test_new_versions_sort_by_creation_and_carry_the_data_fingerprint() -> None:
     assert first.endswith("-feedbeef") and second.endswith("-0badf00d")
     created = [datetime.strptime(v.split("-")[0], "%Y%m%dT%H%M%S%fZ") for v in (first, second)]
     assert created[0] <= created[1]
+
+
+def test_served_search_keeps_the_index_recall(vectors) -> None:
+    """Regression: serving once overrode the index's re-rank depth with k + |seen|, which
+    re-scored too few candidates and lost recall the manifest claimed."""
+    items, queries = vectors
+    searcher, info = export.build_index(items, IndexConfig())
+    version = dataclasses.replace(
+        _bare_version(),
+        searcher=searcher,
+        item_ids=np.array([str(i) for i in range(len(items))], dtype=object),
+        leaves=info["num_leaves"],
+        reorder=info["reorder_num_neighbors"],
+    )
+    group = [pending(version, profiles()[0], K) for _ in queries]
+    served = [[int(h.item_id) for h in hits] for hits in search_embeddings(version, queries, group)]
+    default, _ = searcher.search_batched(queries, final_num_neighbors=K)
+    exact = export.exact_top_k(queries, items, K)
+    assert recall_at_k(np.asarray(served), exact) >= recall_at_k(np.asarray(default), exact)
+
+
+def _bare_version() -> ModelVersion:
+    return ModelVersion(
+        version="v",
+        manifest={},
+        query_fn=None,
+        searcher=None,
+        item_ids=np.array([]),
+        popular=[],
+        inputs={},
+        history_feature="history",
+        history_length=1,
+        history_pad="",
+        leaves=1,
+        reorder=0,
+    )

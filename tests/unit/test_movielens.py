@@ -131,11 +131,6 @@ def test_verify_rejects_files_that_are_not_the_published_data_set(tmp_path: Path
         verify(write(tmp_path))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="project bug: _check_references numbers parsed rows, not file lines, so a "
-    "skipped blank line shifts the reported line",
-)
 def test_unknown_reference_after_a_blank_line_names_its_own_line(tmp_path: Path) -> None:
     write(tmp_path, data=[DATA[0], "", "9\t2\t5\t881250949"])
     with pytest.raises(MovieLensError, match=re.escape(f"{tmp_path / 'u.data'}:3: ")):
