@@ -10,7 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.nginx_runner import free_port, run_nginx
+from tests.conftest import require
+from tests.e2e.nginx_runner import NginxError, find_nginx, free_port, run_nginx
 
 pytestmark = [pytest.mark.e2e, pytest.mark.movielens, pytest.mark.model]
 
@@ -87,7 +88,16 @@ def test_concurrent_requests_all_answered(server: str) -> None:
     assert len({tuple(i["id"] for i in r.json()["items"]) for r in responses}) > 20
 
 
+def nginx_installed() -> bool:
+    try:
+        find_nginx()
+    except NginxError:
+        return False
+    return True
+
+
 def test_nginx_proxies_and_answers_json_when_upstream_is_gone(server: str, tmp_path: Path):
+    require(nginx_installed(), "nginx is not installed (apt-get install nginx-light)")
     upstream = server.removeprefix("http://")
     with run_nginx(upstream, free_port(), tmp_path) as proxy:
         response = httpx.get(f"{proxy}/recommendations/1", params={"k": 3})
