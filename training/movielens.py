@@ -154,9 +154,13 @@ def fetch(url: str, target: Path, timeout: float = 60.0) -> Path:
     staging = target / ".ml-100k.partial"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    with zipfile.ZipFile(io.BytesIO(payload)) as archive:
-        for name in REQUIRED_FILES + ("u.genre", "README"):
-            (staging / name).write_bytes(archive.read(f"ml-100k/{name}"))
+    try:
+        with zipfile.ZipFile(io.BytesIO(payload)) as archive:
+            for name in REQUIRED_FILES + ("u.genre", "README"):
+                (staging / name).write_bytes(archive.read(f"ml-100k/{name}"))
+    except (zipfile.BadZipFile, KeyError) as exc:
+        shutil.rmtree(staging)
+        raise MovieLensError(f"{url}: not a MovieLens 100K archive ({exc})") from None
     if not _verified(staging):
         shutil.rmtree(staging)
         raise MovieLensError(f"{url}: downloaded files do not match the published MovieLens 100K")
