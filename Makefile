@@ -10,7 +10,7 @@ export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run migrate data train serve test test-fast lint format clean
+.PHONY: help setup run migrate data train evaluate tune serve test test-fast lint format clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
@@ -32,6 +32,12 @@ data: migrate ## Fetch (or verify RECSYS_MOVIELENS_DIR) and load MovieLens 100K
 
 train: data ## Train, evaluate against popularity, export and publish a version
 	$(BIN)/recsys train
+
+evaluate: setup ## Every method on one split: table, training/reports/latest.{json,png}
+	$(BIN)/recsys evaluate --json training/reports/latest.json
+
+tune: setup ## Hyperparameter search on the validation split (writes var/train_config.json)
+	$(BIN)/recsys tune
 
 serve: setup ## Serve the live version on http://$(HOST):$(PORT)
 	$(BIN)/recsys serve --host $(HOST) --port $(PORT)

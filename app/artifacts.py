@@ -7,7 +7,7 @@ before it becomes visible; the app holds one reference and swaps it in one assig
 import hashlib
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,10 @@ class ModelVersion:
     history_pad: str
     leaves: int  # ScaNN partitions; searching all of them is exhaustive
     reorder: int  # candidates ScaNN re-scores exactly; never ask for fewer
+    # The second stage, when the version has one: pairs in, "score" and "rating" out.
+    ranker_fn: Any = None
+    ranking_candidates: int = 0  # retrieved items handed to the ranker per request
+    candidate_features: dict[str, dict[str, str]] = field(default_factory=dict)  # raw, by id
 
 
 def live_version_name(artifacts_dir: Path) -> str:
@@ -68,6 +72,8 @@ def load_version(artifacts_dir: Path, version: str, *, verify: bool = True) -> M
     try:
         query_fn = _load_saved_model(folder / "query_tower", shape[0])
         searcher = _load_searcher(folder / "candidate_index")
+        ranker = manifest.get("ranker")
+        ranker_fn = _load_saved_model(folder / "ranker", shape[0]) if ranker else None
     except Exception as exc:  # TF and ScaNN raise many types for a damaged file
         raise ArtifactError(f"{folder}: cannot load model files: {exc}") from exc
     log.info("loaded model version %s (%d items)", version, len(item_ids))
@@ -84,6 +90,9 @@ def load_version(artifacts_dir: Path, version: str, *, verify: bool = True) -> M
         history_pad=str(spec.get("history_pad", "")),
         leaves=leaves,
         reorder=reorder,
+        ranker_fn=ranker_fn,
+        ranking_candidates=int(ranker["candidates"]) if ranker else 0,
+        candidate_features=_read_json(folder / "items.json") if ranker else {},
     )
 
 

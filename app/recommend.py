@@ -4,13 +4,15 @@ Plain functions with keyword-only arguments: the routes call them, a batch job c
 """
 
 import logging
+from typing import Literal
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.artifacts import ModelVersion
 from app.db.queries import UserProfile, fetch_items, fetch_profile
 from app.errors import DATABASE_ERRORS, NotFoundError
-from app.retrieval import Hit, QueryBatcher
+from app.inputs import Hit
+from app.retrieval import QueryBatcher
 from app.schemas import FeatureResponse, RecommendationsResponse, RecommendedItem, UserFeature
 
 log = logging.getLogger(__name__)
@@ -60,10 +62,14 @@ def _response(
         user_id=user_id,
         items=[RecommendedItem(id=h.item_id, score=round(h.score, 6)) for h in hits],
         model_version=version.version,
-        ranked_by="retrieval" if personal else "popularity",
+        ranked_by=_ranked_by(version) if personal else "popularity",
         fallback=not personal,
         fallback_reason=fallback_reason,  # type: ignore[arg-type]
     )
+
+
+def _ranked_by(version: ModelVersion) -> Literal["ranking", "retrieval"]:
+    return "ranking" if version.ranker_fn is not None else "retrieval"
 
 
 async def _add_metadata(engine: AsyncEngine, items: list[RecommendedItem]) -> None:

@@ -7,18 +7,15 @@ throughput instead of queueing TensorFlow calls one by one.
 
 import asyncio
 import contextlib
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 
 from app.artifacts import ModelVersion
 from app.db.queries import UserProfile
-
-
-@dataclass(frozen=True)
-class Hit:
-    item_id: str
-    score: float
+from app.inputs import Hit, call_model, profile_columns
+from app.ranking import rank
 
 
 @dataclass
@@ -84,8 +81,14 @@ class QueryBatcher:
 
 
 def search_group(version: ModelVersion, group: list[_Pending]) -> list[list[Hit]]:
-    """Runs in a worker thread: one SavedModel call and one ScaNN search for the group."""
-    return search_embeddings(version, embed_profiles(version, [p.profile for p in group]), group)
+    """Runs in a worker thread: one query-tower call and one ScaNN search for the group,
+    then (when the version has a ranker) one ranker call over all retrieved pairs."""
+    embeddings = embed_profiles(version, [p.profile for p in group])
+    if version.ranker_fn is None:
+        return search_embeddings(version, embeddings, group)
+    wide = [dataclasses.replace(p, k=max(p.k, version.ranking_candidates)) for p in group]
+    candidates = search_embeddings(version, embeddings, wide)
+    return rank(version, [p.profile for p in group], candidates, [p.k for p in group])
 
 
 def search_embeddings(
@@ -130,22 +133,5 @@ def _filter(version: ModelVersion, rows: np.ndarray, scores: np.ndarray, p: _Pen
 
 
 def embed_profiles(version: ModelVersion, profiles: list[UserProfile]) -> np.ndarray:
-    """Raw features -> [batch_size, embedding_dim] through the exported query tower.
-
-    The inputs are whatever the manifest's signature names: user attributes by column
-    name, plus the history padded to the model's length. No feature logic lives here.
-    """
-    import tensorflow as tf
-
-    length, pad = version.history_length, version.history_pad
-    features = {}
-    for name, dtype in version.inputs.items():
-        if name == version.history_feature:
-            rows = [(p.history[:length] + [pad] * length)[:length] for p in profiles]
-            features[name] = tf.constant(rows, dtype=tf.string, shape=(len(profiles), length))
-        elif dtype == "string":
-            features[name] = tf.constant([getattr(p, name) or "" for p in profiles])
-        else:
-            values = [getattr(p, name) or 0 for p in profiles]
-            features[name] = tf.constant(values, dtype=dtype)
-    return version.query_fn(**features)["embedding"].numpy()
+    """Raw features -> [batch_size, embedding_dim] through the exported query tower."""
+    return call_model(version.query_fn, profile_columns(version, profiles))["embedding"]

@@ -19,7 +19,10 @@ class RecommendationsResponse(BaseModel):
     user_id: str
     items: list[RecommendedItem]
     model_version: str
-    ranked_by: Literal["retrieval", "popularity"]
+    ranked_by: Literal["ranking", "retrieval", "popularity"] = Field(
+        description="ranking: retrieval then the ranking model; retrieval: the two-tower "
+        "score alone; popularity: the non-personalised fallback."
+    )
     fallback: bool = Field(description="True when the list is not personalised.")
     fallback_reason: Literal["unknown_user", "no_history", "database_unavailable"] | None = None
 

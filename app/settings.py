@@ -39,6 +39,15 @@ class MovieLensSettings(BaseSettings):
     download_dir: Path = Path("./var/data")
 
 
+class TrainingSettings(BaseSettings):
+    """The offline job (`RECSYS_TRAINING_*`)."""
+
+    model_config = SettingsConfigDict(env_prefix="RECSYS_TRAINING_", **_ENV)  # type: ignore[typeddict-item]
+
+    # Written by `recsys tune`, read by `recsys train`; absent means the built-in defaults.
+    config_file: Path = Path("./var/train_config.json")
+
+
 class ServingSettings(BaseSettings):
     """Request-time limits (`RECSYS_SERVING_*`)."""
 
@@ -59,6 +68,7 @@ class Settings(BaseSettings):
     artifacts: ArtifactSettings = Field(default_factory=ArtifactSettings)
     movielens: MovieLensSettings = Field(default_factory=MovieLensSettings)
     serving: ServingSettings = Field(default_factory=ServingSettings)
+    training: TrainingSettings = Field(default_factory=TrainingSettings)
     log_level: str = "info"
 
 

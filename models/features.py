@@ -26,6 +26,8 @@ TITLE = "title"
 # Training only: how often the example's item appears as a positive, for the in-batch
 # softmax's sampling-bias (logQ) correction.
 CANDIDATE_PROBABILITY = "candidate_probability"
+# Training only: the explicit rating of the example (NaN when the event has none).
+RATING = "rating"
 
 QUERY_FEATURES = (USER_ID, AGE, GENDER, OCCUPATION, ZIP_CODE, HISTORY)
 CANDIDATE_FEATURES = (ITEM_ID, GENRES, RELEASE_DATE, TITLE)
@@ -76,15 +78,30 @@ def query_signature(history_length: int) -> dict[str, tf.TensorSpec]:
     }
 
 
+def candidate_signature() -> dict[str, tf.TensorSpec]:
+    """Raw item features, each [None]."""
+    return {name: tf.TensorSpec([None], tf.string, name=name) for name in CANDIDATE_FEATURES}
+
+
+def ranker_signature(history_length: int) -> dict[str, tf.TensorSpec]:
+    """Input signature of the exported ranker: a batch of (user, candidate) pairs."""
+    return {**query_signature(history_length), **candidate_signature()}
+
+
+def _json_inputs(signature: dict[str, tf.TensorSpec]) -> dict:
+    return {
+        name: {"dtype": spec.dtype.name, "shape": spec.shape.as_list()}
+        for name, spec in signature.items()
+    }
+
+
 def serving_spec(history_length: int) -> dict:
     """The signature as plain JSON for the manifest (the app reads this, not this module)."""
-    inputs = {
-        name: {"dtype": spec.dtype.name, "shape": [d for d in spec.shape.as_list()]}
-        for name, spec in query_signature(history_length).items()
-    }
     return {
         "signature": "serving_default",
-        "inputs": inputs,
+        "inputs": _json_inputs(query_signature(history_length)),
+        "ranker_inputs": _json_inputs(ranker_signature(history_length)),
+        "candidate_features": list(CANDIDATE_FEATURES),
         "output": "embedding",
         "history_feature": HISTORY,
         "history_length": history_length,

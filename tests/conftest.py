@@ -157,5 +157,7 @@ def artifacts_dir(tmp_path_factory: pytest.TempPathFactory, databases, movielens
     load_into(url, movielens)
     folder = tmp_path_factory.mktemp("artifacts")
     settings = Settings(database=DatabaseSettings(url=url), artifacts=ArtifactSettings(dir=folder))
-    run(settings, TrainConfig(epochs=1, batch_size=512), console=Console(quiet=True), max_users=80)
+    config = TrainConfig(epochs=1, batch_size=512)
+    config.ranker.epochs = 1
+    run(settings, config, console=Console(quiet=True), max_users=80)
     return folder

@@ -2,6 +2,7 @@
 
 import asyncio
 import os
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -14,7 +15,8 @@ from rich.progress import Progress  # noqa: E402
 
 from app.settings import get_settings  # noqa: E402
 
-console = Console()
+# Wide enough for the metrics table when output goes to a log instead of a terminal.
+console = Console(width=None if sys.stdout.isatty() else 150)
 cli = typer.Typer(help="Two-tower recommendation service.", no_args_is_help=True)
 db_cli = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_help=True)
 data_cli = typer.Typer(
@@ -107,24 +109,104 @@ async def _load(data) -> dict[str, int]:  # type: ignore[no-untyped-def]
         await engine.dispose()
 
 
+Seed = Annotated[int | None, typer.Option(help="Fixes every random choice (default: config).")]
+ConfigFile = Annotated[
+    Path | None,
+    typer.Option(help="Training config JSON (default: RECSYS_TRAINING_CONFIG_FILE if it exists)."),
+]
+
+
+def _config(config_file: Path | None, seed: int | None, epochs: int | None = None):  # type: ignore[no-untyped-def]
+    from training.config import load_config
+
+    path = config_file or get_settings().training.config_file
+    config, source = load_config(path, required=config_file is not None)
+    console.print(f"training config: {source}")
+    updates = {k: v for k, v in {"seed": seed, "epochs": epochs}.items() if v is not None}
+    return config.model_copy(update=updates)
+
+
 @cli.command("train")
 def train(
     epochs: Annotated[int | None, typer.Option(help="Passes over the training data.")] = None,
-    seed: Annotated[int, typer.Option(help="Fixes every random choice, for repeatable runs.")] = 42,
+    seed: Seed = None,
     max_users: Annotated[
         int | None, typer.Option(help="Train on the first N users only (quick trials, tests).")
     ] = None,
     publish: Annotated[bool, typer.Option(help="Point the live version at the export.")] = True,
+    config_file: ConfigFile = None,
 ) -> None:
-    """Read the database, train the two-tower model, evaluate, export and publish a version."""
-    from training.config import TrainConfig
+    """Read the database, train both stages, evaluate as served, export and publish."""
     from training.pipeline import TrainingError, run
 
-    config = TrainConfig(seed=seed)
-    if epochs is not None:
-        config = config.model_copy(update={"epochs": epochs})
+    config = _config(config_file, seed, epochs)
     try:
         run(get_settings(), config, console=console, max_users=max_users, publish=publish)
+    except TrainingError as exc:
+        raise _fail(str(exc)) from None
+
+
+@cli.command("evaluate")
+def evaluate(
+    json_path: Annotated[Path | None, typer.Option("--json", help="Write the report here.")] = None,
+    chart: Annotated[
+        Path | None, typer.Option(help="Write the HR@K chart (PNG) here (default: beside --json).")
+    ] = None,
+    seed: Seed = None,
+    config_file: ConfigFile = None,
+    publish: Annotated[bool, typer.Option(help="Make the evaluated version live.")] = False,
+    max_users: Annotated[
+        int | None, typer.Option(help="Evaluate on the first N users only (quick trials, tests).")
+    ] = None,
+    epochs: Annotated[int | None, typer.Option(help="Passes over the training data.")] = None,
+) -> None:
+    """Every method on one temporal split: the served two-stage pipeline against
+    popularity, EASE, ALS and SVD, in one table (+ JSON and PNG)."""
+    from training.compare import run_evaluation
+    from training.pipeline import TrainingError
+
+    config = _config(config_file, seed, epochs)
+    chart = chart or (json_path.with_suffix(".png") if json_path else None)
+    try:
+        run_evaluation(
+            get_settings(),
+            config,
+            console=console,
+            json_path=json_path,
+            chart_path=chart,
+            publish=publish,
+            max_users=max_users,
+        )
+    except TrainingError as exc:
+        raise _fail(str(exc)) from None
+
+
+@cli.command("tune")
+def tune(
+    trials: Annotated[int, typer.Option(min=1, help="Most trials to run.")] = 20,
+    timeout: Annotated[
+        float, typer.Option(help="Stop starting trials after this many seconds.")
+    ] = 1800,
+    seed: Seed = None,
+    output: Annotated[
+        Path | None, typer.Option(help="Where to write the best config (default: the config file).")
+    ] = None,
+) -> None:
+    """Search training hyperparameters on the validation split (optuna), bounded in time;
+    writes the best config where `recsys train` and `recsys evaluate` pick it up."""
+    from training.pipeline import TrainingError
+    from training.tune import run_tuning
+
+    settings = get_settings()
+    try:
+        run_tuning(
+            settings,
+            _config(None, seed),
+            trials=trials,
+            timeout=timeout,
+            output=output or settings.training.config_file,
+            console=console,
+        )
     except TrainingError as exc:
         raise _fail(str(exc)) from None
 

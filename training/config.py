@@ -1,5 +1,6 @@
 """Training knobs, kept apart from the feature contract (models/features.py)."""
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -17,6 +18,30 @@ class IndexConfig(BaseModel):
     reorder_num_neighbors: int = 200
 
 
+class RankerConfig(BaseModel):
+    """The second stage (models/ranking.py) and how the app uses it."""
+
+    enabled: bool = True
+    embedding_dim: int = Field(default=64, ge=2)
+    hidden_dim: int = Field(default=128, ge=1)
+    temperature: float = Field(default=0.1, gt=0)
+    use_cross: bool = True  # DCN-v2 cross layer in the rating head
+    # Train the own relevance as a correction on top of the frozen retrieval score.
+    boost_retrieval: bool = False
+    # Ranking score = base_weight * retrieval logit + own_weight * own logit + rating blend.
+    base_weight: float = Field(default=1.0, ge=0)
+    own_weight: float = Field(default=1.0, ge=0)
+    relevance_weight: float = Field(default=1.0, ge=0)
+    rating_weight: float = Field(default=1.0, ge=0)
+    # Size of the rating head's user x item factorisation term (0: none).
+    rating_factors: int = Field(default=0, ge=0)
+    # How much predicted rating (in stars above the mean) moves the ranking score.
+    rating_blend: float = Field(default=0.0, ge=0)
+    epochs: int = Field(default=8, ge=1)
+    # Retrieved candidates the app hands to the ranker (at least k are always ranked).
+    candidates: int = Field(default=200, ge=1)
+
+
 class TrainConfig(BaseModel):
     seed: int = 42
     history_length: int = Field(default=20, ge=1)
@@ -29,5 +54,14 @@ class TrainConfig(BaseModel):
     batch_size: int = Field(default=1024, ge=2)
     learning_rate: float = Field(default=0.003, gt=0)
     popular_items: int = Field(default=200, ge=1)
-    eval_cutoffs: tuple[int, ...] = (10, 50, 100)
     index: IndexConfig = Field(default_factory=IndexConfig)
+    ranker: RankerConfig = Field(default_factory=RankerConfig)
+
+
+def load_config(path: Path, *, required: bool = False) -> tuple[TrainConfig, str]:
+    """The config in `path` (as `recsys tune` writes it), else the defaults above."""
+    if not path.is_file():
+        if required:
+            raise FileNotFoundError(f"{path}: no such training config")
+        return TrainConfig(), "defaults (training/config.py)"
+    return TrainConfig.model_validate_json(path.read_text()), str(path)

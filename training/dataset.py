@@ -7,7 +7,8 @@ request's history is.
 
 import hashlib
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 from sqlalchemy import select
@@ -23,6 +24,7 @@ class Catalog:
     items: dict[str, dict]  # id -> catalog fields
     sequences: dict[str, list[str]]  # user id -> item ids, oldest first
     fingerprint: str
+    ratings: dict[str, list[float | None]] = field(default_factory=dict)  # parallel to sequences
 
 
 async def read_catalog(engine: AsyncEngine, max_users: int | None = None) -> Catalog:
@@ -31,13 +33,20 @@ async def read_catalog(engine: AsyncEngine, max_users: int | None = None) -> Cat
         user_rows = (await conn.execute(select(users).order_by(users.c.id))).mappings().all()
         item_rows = (await conn.execute(select(items).order_by(items.c.id))).mappings().all()
         events = await conn.stream(
-            select(interactions.c.user_id, interactions.c.item_id, interactions.c.occurred_at)
+            select(
+                interactions.c.user_id,
+                interactions.c.item_id,
+                interactions.c.occurred_at,
+                interactions.c.rating,
+            )
             .order_by(interactions.c.user_id, interactions.c.occurred_at, interactions.c.id)
             .execution_options(yield_per=10_000)
         )
         sequences: dict[str, list[str]] = defaultdict(list)
-        async for user_id, item_id, occurred_at in events:
+        ratings: dict[str, list[float | None]] = defaultdict(list)
+        async for user_id, item_id, occurred_at, rating in events:
             sequences[user_id].append(item_id)
+            ratings[user_id].append(rating)
             digest.update(f"{user_id}\t{item_id}\t{occurred_at.timestamp()}\n".encode())
     kept = sorted((r["id"] for r in user_rows), key=_natural)[:max_users]
     keep = set(kept)
@@ -48,6 +57,7 @@ async def read_catalog(engine: AsyncEngine, max_users: int | None = None) -> Cat
         items={r["id"]: dict(r) for r in item_rows},
         sequences={u: s for u, s in sequences.items() if u in keep},
         fingerprint=digest.hexdigest(),
+        ratings={u: r for u, r in ratings.items() if u in keep},
     )
 
 
@@ -55,15 +65,24 @@ def _natural(value: str) -> tuple[int, str]:
     return (int(value), "") if value.isdigit() else (1 << 62, value)
 
 
+Holdout = Literal["test", "validation"]
+
+
 @dataclass
 class Split:
-    """Leave-last-out: train on all but each user's newest item, test on that item."""
+    """Leave-last-out: train on all but each user's newest item, test on that item.
+
+    With holdout="validation" each user's newest item is dropped first, so the held-out
+    item is the one before it: tuning sees validation items, never test items.
+    """
 
     train: dict[str, np.ndarray]  # feature name -> [examples, ...] raw values
     test_queries: dict[str, np.ndarray]  # one row per evaluated user
     test_items: list[str]  # the held-out item of each evaluated user
     test_seen: list[list[str]]  # the items each evaluated user saw in training
     train_item_counts: dict[str, int]
+    test_users: list[str] = field(default_factory=list)
+    test_ratings: list[float | None] = field(default_factory=list)  # of the held-out items
 
 
 def history_before(sequence: list[str], position: int, length: int) -> list[str]:
@@ -91,24 +110,30 @@ def item_features(item: dict) -> dict:
     }
 
 
-def leave_last_out(catalog: Catalog, history_length: int) -> Split:
+def leave_last_out(catalog: Catalog, history_length: int, holdout: Holdout = "test") -> Split:
     train_rows: list[dict] = []
     test_rows: list[dict] = []
-    test_items, test_seen = [], []
+    test_items, test_seen, test_users, test_ratings = [], [], [], []
     counts: dict[str, int] = defaultdict(int)
-    for user_id, sequence in catalog.sequences.items():
+    drop = 1 if holdout == "validation" else 0
+    for user_id, full in catalog.sequences.items():
+        sequence = full[: len(full) - drop]
+        stars = catalog.ratings.get(user_id) or [None] * len(full)
         profile = user_features(catalog.users[user_id])
         cut = len(sequence) - 1 if len(sequence) > 1 else len(sequence)
         for position in range(cut):
             item = catalog.items[sequence[position]]
             history = history_before(sequence, position, history_length)
-            train_rows.append({**profile, F.HISTORY: history, **item_features(item)})
+            rating = {F.RATING: _rating(stars[position])}
+            train_rows.append({**profile, F.HISTORY: history, **item_features(item), **rating})
             counts[item["id"]] += 1
         if cut < len(sequence):
             history = history_before(sequence, cut, history_length)
             test_rows.append({**profile, F.HISTORY: history})
             test_items.append(sequence[cut])
             test_seen.append(sequence[:cut])
+            test_users.append(user_id)
+            test_ratings.append(stars[cut])
     train = _columns(train_rows)
     if train:
         frequency = np.array([counts[i] for i in train[F.ITEM_ID]], dtype=np.float32)
@@ -119,7 +144,14 @@ def leave_last_out(catalog: Catalog, history_length: int) -> Split:
         test_items=test_items,
         test_seen=test_seen,
         train_item_counts=dict(counts),
+        test_users=test_users,
+        test_ratings=test_ratings,
     )
+
+
+def _rating(value: float | None) -> float:
+    # NaN marks "no explicit rating" (e.g. a click); the rating task gives it no weight.
+    return float("nan") if value is None else float(value)
 
 
 def _columns(rows: list[dict]) -> dict[str, np.ndarray]:

@@ -41,6 +41,24 @@ def save_query_tower(tower: tf.keras.Model, history_length: int, path: Path) -> 
     tf.saved_model.save(module, str(path), signatures={"serving_default": signature})
 
 
+class RankerServing(tf.Module):
+    """The ranker's signature: raw (user, candidate) pairs in, `score` and `rating` out."""
+
+    def __init__(self, ranker: tf.keras.Model, history_length: int):
+        super().__init__()
+        self.ranker = ranker
+        self.serve = tf.function(
+            lambda features: self.ranker(features, training=False),
+            input_signature=[F.ranker_signature(history_length)],
+        )
+
+
+def save_ranker(ranker: tf.keras.Model, history_length: int, path: Path) -> None:
+    module = RankerServing(ranker, history_length)
+    signature = module.serve.get_concrete_function()
+    tf.saved_model.save(module, str(path), signatures={"serving_default": signature})
+
+
 def build_index(embeddings: np.ndarray, config: IndexConfig, k: int = 10) -> tuple[object, dict]:
     """A ScaNN searcher over the item embeddings, and how it was built (for the manifest)."""
     rows = len(embeddings)

@@ -2,7 +2,11 @@
 
 `ranks[u]` is the 0-based position of user u's held-out item among all items the user
 had not seen, so HR@K = mean(rank < K) and NDCG@K = mean(1 / log2(rank + 2)) for hits.
+A method that returns a finite list (the served top-100) gives np.inf, or any rank past
+the list's end, for a target it did not return: every metric here treats it as a miss.
 """
+
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -32,9 +36,75 @@ def ndcg(ranks: np.ndarray, k: int) -> float:
     return float(np.mean(gains))
 
 
+def mrr(ranks: np.ndarray, cutoff: int | None = None) -> float:
+    """Mean reciprocal rank, mean(1 / (rank + 1)); with a cutoff, ranks >= cutoff give 0."""
+    if not len(ranks):
+        return 0.0
+    ranks = np.asarray(ranks, dtype=np.float64)
+    reciprocal = 1.0 / (ranks + 1.0)  # np.inf -> 0
+    if cutoff is not None:
+        reciprocal = np.where(ranks < cutoff, reciprocal, 0.0)
+    return float(np.mean(reciprocal))
+
+
+def hr_curve(ranks: np.ndarray, ks: Sequence[int]) -> np.ndarray:
+    """HR@k for every k in ks, in one sort instead of one pass per k."""
+    if not len(ranks):
+        return np.zeros(len(ks))
+    ordered = np.sort(np.asarray(ranks, dtype=np.float64))
+    # side="left" counts ranks strictly below k, the same test as hit_rate.
+    below = np.searchsorted(ordered, np.asarray(ks, dtype=np.float64), side="left")
+    return below / len(ordered)
+
+
+def coverage(top_lists: Iterable[Iterable], catalog_size: int) -> float:
+    """Share of the catalog that appears in at least one user's top list.
+
+    Items may be ids or column indices; a popularity list that shows everyone the same ten
+    items scores about 10 / catalog_size, so low values flag a method with no personalisation.
+    """
+    if catalog_size <= 0:
+        return 0.0
+    distinct = {item for items in top_lists for item in np.asarray(items).tolist()}
+    return len(distinct) / catalog_size
+
+
+def _rated(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    truth = np.asarray(truth, dtype=np.float64)  # None -> NaN
+    pred = np.asarray(pred, dtype=np.float64)
+    keep = ~np.isnan(truth)
+    return pred[keep] - truth[keep]
+
+
+def rmse(pred: np.ndarray, truth: np.ndarray) -> float:
+    """Root mean squared error over the users whose truth is known (NaN / None skipped).
+
+    NaN when no truth is known: there is nothing to measure, and 0 would read as perfect.
+    """
+    errors = _rated(pred, truth)
+    return float(np.sqrt(np.mean(errors**2))) if len(errors) else float("nan")
+
+
+def mae(pred: np.ndarray, truth: np.ndarray) -> float:
+    """Mean absolute error over the users whose truth is known; NaN when none is."""
+    errors = _rated(pred, truth)
+    return float(np.mean(np.abs(errors))) if len(errors) else float("nan")
+
+
+MRR_CUTOFF = 100
+
+
 def summarize(ranks: np.ndarray, cutoffs: tuple[int, ...]) -> dict[str, float]:
+    """HR at each cutoff, NDCG@10, and "mrr", which is MRR@100.
+
+    MRR is cut at 100 because the service returns a top-100 list: a full-ranking method
+    would otherwise earn credit (1/500, ...) for targets no served list can contain, and
+    its MRR would not be comparable with the served pipeline's. Past rank 100 a full MRR
+    adds under 0.01 per user anyway.
+    """
     result = {f"hr@{k}": hit_rate(ranks, k) for k in cutoffs}
     result["ndcg@10"] = ndcg(ranks, 10)
+    result["mrr"] = mrr(ranks, MRR_CUTOFF)
     return result
 
 

@@ -65,8 +65,10 @@ def read_movielens(folder: Path) -> MovieLens:
     items = [_item(f, n) for f, n in _fields(folder / "u.item", "|", 5 + len(GENRES))]
     rows = [_interaction(f, n) for f, n in _fields(folder / "u.data", "\t", 4)]
     _check_references(rows, users, items)
-    # Time order (ties broken by user, item) so insertion ids follow time, as serving expects.
-    rows.sort(key=lambda r: (r["occurred_at"], int(r["user_id"]), int(r["item_id"])))
+    # Time order so insertion ids follow time, as serving expects. Ties within a second keep
+    # u.data's line order (a stable sort): breaking them by item id would make each user's
+    # held-out item the highest id of their last second, an order a sequence model learns.
+    rows.sort(key=lambda r: (r["occurred_at"], int(r["user_id"])))
     return MovieLens(users=users, items=items, interactions=rows)
 
 

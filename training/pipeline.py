@@ -1,17 +1,18 @@
-"""`recsys train`: read the database, fit, evaluate against popularity, export, publish."""
+"""`recsys train`: read the database, fit both stages, export, evaluate as served, publish."""
 
 import asyncio
 import platform
 import subprocess
 import time
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 from rich.console import Console
-from rich.table import Table
 
+from app.artifacts import load_version
 from app.db.engine import create_engine
 from app.settings import Settings
 from models import features as F
@@ -19,19 +20,43 @@ from training import export
 from training.config import TrainConfig
 from training.dataset import (
     Catalog,
+    Holdout,
     Split,
     item_columns,
+    item_features,
     leave_last_out,
     read_catalog,
     vocabularies,
 )
-from training.evaluate import evaluate_scores, popular_items, popularity_scores
+from training.evaluate import popular_items, popularity_scores
 from training.metrics import recall_at_k
-from training.train import build_model, embed, fit
+from training.report import print_table, score_matrix_metrics
+from training.served import evaluate_served
+from training.train import build_model, build_ranker, embed, fit
+
+PROTOCOL = {
+    "split": "temporal leave-last-out: each user's most recent interaction is the test item",
+    "ranking": "full catalog, items seen in training excluded, no sampled negatives",
+    "served": "the app's own retrieval + ranking code on the exported version",
+}
 
 
 class TrainingError(RuntimeError):
     """The job cannot run as asked (no data, ...); the message says what to do."""
+
+
+@dataclass
+class Trained:
+    """Both stages fitted on one split, plus what export and evaluation need."""
+
+    config: TrainConfig
+    catalog: Catalog
+    split: Split
+    retrieval: tf.keras.Model
+    ranker: tf.keras.Model | None
+    item_ids: list[str]
+    item_vectors: np.ndarray
+    losses: dict[str, list[float]]
 
 
 def run(
@@ -43,105 +68,119 @@ def run(
     publish: bool = True,
 ) -> Path:
     """The whole job; returns the published version's folder."""
-    tf.get_logger().setLevel(
-        "ERROR"
-    )  # Keras warns about config of subclassed models we never re-create from config
-    tf.keras.utils.set_random_seed(config.seed)
     started = time.monotonic()
-    catalog = asyncio.run(_read(settings, max_users))
-    split = leave_last_out(catalog, config.history_length)
+    catalog = read(settings, max_users)
+    trained = train(catalog, config, console=console)
+    staging, searcher, index_info = stage(settings, trained)
+    results = evaluate_version(settings, trained, staging, searcher, console=console)
+    results["training_seconds"] = round(time.monotonic() - started, 1)
+    finish_manifest(staging, trained, index_info, results)
+    folder = publish_staged(settings, staging, make_live=publish)
+    console.print(f"published {folder.name} to {folder.parent}" + (" (live)" if publish else ""))
+    return folder
+
+
+def publish_staged(settings: Settings, staging: Path, *, make_live: bool) -> Path:
+    return export.publish(
+        staging, settings.artifacts.dir, _version_of(staging), make_live=make_live
+    )
+
+
+def _version_of(staging: Path) -> str:
+    return staging.name.removeprefix(".staging-")
+
+
+def read(settings: Settings, max_users: int | None = None) -> Catalog:
+    async def go() -> Catalog:
+        engine = create_engine(settings.database)
+        try:
+            return await read_catalog(engine, max_users)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(go())
+
+
+def train(
+    catalog: Catalog, config: TrainConfig, *, console: Console, holdout: Holdout = "test"
+) -> Trained:
+    # Keras warns about get_config of subclassed models we never re-create from config.
+    tf.get_logger().setLevel("ERROR")
+    tf.keras.utils.set_random_seed(config.seed)
+    split = leave_last_out(catalog, config.history_length, holdout)
     if not split.train or not split.test_items:
         raise TrainingError(
             "not enough interactions to train and evaluate: run `recsys data load` first"
         )
     console.print(
         f"{len(catalog.users)} users, {len(catalog.items)} items, "
-        f"{len(split.train[F.ITEM_ID])} training examples, {len(split.test_items)} held out"
+        f"{len(split.train[F.ITEM_ID])} training examples, {len(split.test_items)} held out "
+        f"({holdout})"
     )
-    model = build_model(vocabularies(catalog), config)
-    losses = fit(model, split.train, config)
+    vocab = vocabularies(catalog)
+    console.print("[bold]retrieval model[/bold]")
+    retrieval = build_model(vocab, config)
+    losses = {"retrieval": fit(retrieval, split.train, config)}
+    ranker = None
+    if config.ranker.enabled:
+        console.print("[bold]ranking model[/bold]")
+        ratings = split.train[F.RATING]
+        mean = float(np.nanmean(ratings)) if np.isfinite(ratings).any() else 0.0
+        ranker = build_ranker(vocab, config, mean, retrieval)
+        losses["ranker"] = fit(ranker, split.train, config, epochs=config.ranker.epochs)
     item_ids = sorted(catalog.items)
-    item_vectors = embed(model.candidate_tower, item_columns(catalog, item_ids), 4096)
-    query_vectors = embed(model.query_tower, split.test_queries, 4096)
-    metrics = {
-        "two_tower": evaluate_scores(
-            query_vectors @ item_vectors.T, split, item_ids, config.eval_cutoffs
-        ),
-        "popularity": evaluate_scores(
-            popularity_scores(split, item_ids), split, item_ids, config.eval_cutoffs
-        ),
-    }
-    _print_metrics(console, metrics)
-    searcher, index_info = export.build_index(item_vectors, config.index)
-    recall = _index_recall(searcher, query_vectors, item_vectors)
-    console.print(f"ScaNN recall@10 against brute force: {recall:.4f}")
-    folder = _export(
-        settings,
-        config,
-        catalog,
-        split,
-        model,
-        searcher,
-        item_ids,
-        index_info,
-        {
-            "metrics": metrics,
-            "index_recall@10": recall,
-            "epoch_losses": losses,
-            "training_seconds": round(time.monotonic() - started, 1),
-        },
-        publish,
+    item_vectors = embed(retrieval.candidate_tower, item_columns(catalog, item_ids), 4096)
+    return Trained(config, catalog, split, retrieval, ranker, item_ids, item_vectors, losses)
+
+
+def stage(settings: Settings, trained: Trained) -> tuple[Path, object, dict]:
+    """Write every file of a version into a staging folder (manifest without results)."""
+    config = trained.config
+    version = export.new_version(trained.catalog.fingerprint)
+    staging = export.staging_folder(settings.artifacts.dir, version)
+    export.save_query_tower(
+        trained.retrieval.query_tower, config.history_length, staging / "query_tower"
     )
-    console.print(f"published {folder.name} to {folder.parent}" + (" (live)" if publish else ""))
-    return folder
+    if trained.ranker is not None:
+        export.save_ranker(trained.ranker, config.history_length, staging / "ranker")
+        items = {i: item_features(trained.catalog.items[i]) for i in trained.item_ids}
+        export.write_json(staging / "items.json", items)
+    searcher, index_info = export.build_index(trained.item_vectors, config.index)
+    (staging / "candidate_index").mkdir()
+    searcher.serialize(str(staging / "candidate_index"), relative_path=True)  # type: ignore[attr-defined]
+    export.write_json(staging / "item_ids.json", trained.item_ids)
+    export.write_json(staging / "popular.json", popular_items(trained.split, config.popular_items))
+    export.write_json(staging / export.MANIFEST, base_manifest(version, trained, index_info))
+    return staging, searcher, index_info
 
 
-async def _read(settings: Settings, max_users: int | None) -> Catalog:
-    engine = create_engine(settings.database)
-    try:
-        return await read_catalog(engine, max_users)
-    finally:
-        await engine.dispose()
+def evaluate_version(
+    settings: Settings, trained: Trained, staging: Path, searcher, *, console: Console
+) -> dict:
+    """Metrics of the staged version through the app's own serving code, plus references:
+    the retrieval model alone (exact search) and popularity, all on the same hold-out."""
+    split, item_ids = trained.split, trained.item_ids
+    version = load_version(settings.artifacts.dir, staging.name, verify=False)
+    queries = embed(trained.retrieval.query_tower, split.test_queries, 4096)
+    metrics = {
+        "served": evaluate_served(version, trained.catalog, split),
+        "retrieval_only": score_matrix_metrics(queries @ trained.item_vectors.T, split, item_ids),
+        "popularity": score_matrix_metrics(popularity_scores(split, item_ids), split, item_ids),
+    }
+    print_table(console, {"protocol": PROTOCOL, "methods": metrics})
+    recall = index_recall(searcher, queries, trained.item_vectors)
+    console.print(f"ScaNN recall@10 against brute force: {recall:.4f}")
+    return {"metrics": metrics, "index_recall@10": recall, "epoch_losses": trained.losses}
 
 
-def _index_recall(searcher, queries: np.ndarray, items: np.ndarray, k: int = 10) -> float:
+def index_recall(searcher, queries: np.ndarray, items: np.ndarray, k: int = 10) -> float:
     k = min(k, len(items))
     approximate, _ = searcher.search_batched(queries, final_num_neighbors=k)
     return recall_at_k(np.asarray(approximate), export.exact_top_k(queries, items, k))
 
 
-def _print_metrics(console: Console, metrics: dict[str, dict[str, float]]) -> None:
-    names = list(next(iter(metrics.values())))
-    table = Table(title="hold-out: each user's last interaction, full catalog, seen excluded")
-    table.add_column("method")
-    for name in names:
-        table.add_column(name.upper(), justify="right")
-    for method, values in metrics.items():
-        table.add_row(method, *(f"{values[n]:.4f}" for n in names))
-    console.print(table)
-
-
-def _export(
-    settings: Settings,
-    config: TrainConfig,
-    catalog: Catalog,
-    split: Split,
-    model,
-    searcher,
-    item_ids: list[str],
-    index_info: dict,
-    results: dict,
-    publish: bool,
-) -> Path:
-    artifacts_dir = settings.artifacts.dir
-    version = export.new_version(catalog.fingerprint)
-    staging = export.staging_folder(artifacts_dir, version)
-    export.save_query_tower(model.query_tower, config.history_length, staging / "query_tower")
-    index_dir = staging / "candidate_index"
-    index_dir.mkdir()
-    searcher.serialize(str(index_dir), relative_path=True)
-    export.write_json(staging / "item_ids.json", item_ids)
-    export.write_json(staging / "popular.json", popular_items(split, config.popular_items))
+def base_manifest(version: str, trained: Trained, index_info: dict) -> dict:
+    config, catalog, split = trained.config, trained.catalog, trained.split
     manifest = {
         "version": version,
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -155,15 +194,24 @@ def _export(
         },
         "embedding_dim": config.embedding_dim,
         "feature_spec": F.serving_spec(config.history_length),
-        "index": {"items": len(item_ids), **index_info},
+        "index": {"items": len(trained.item_ids), **index_info},
         "train_config": config.model_dump(mode="json"),
-        "evaluation": results,
         "library_versions": _library_versions(),
         "git_commit": _git_commit(),
-        "files": export.checksums(staging),
     }
+    if trained.ranker is not None:
+        manifest["ranker"] = {
+            "candidates": config.ranker.candidates,
+            "outputs": ["score", "rating"],
+        }
+    return manifest
+
+
+def finish_manifest(staging: Path, trained: Trained, index_info: dict, results: dict) -> None:
+    manifest = base_manifest(_version_of(staging), trained, index_info)
+    manifest["evaluation"] = results
+    manifest["files"] = export.checksums(staging)
     export.write_json(staging / export.MANIFEST, manifest)
-    return export.publish(staging, artifacts_dir, version, make_live=publish)
 
 
 def _library_versions() -> dict[str, str]:

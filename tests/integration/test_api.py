@@ -64,7 +64,7 @@ async def test_recommendations_are_personal_distinct_and_unseen(client, ratings)
     assert len(ids) == 10 and len(set(ids)) == 10
     assert all(isinstance(i, str) for i in ids)
     assert not set(ids) & {item for _, item in ratings["1"]}
-    assert body["fallback"] is False and body["ranked_by"] == "retrieval"
+    assert body["fallback"] is False and body["ranked_by"] == "ranking"
     assert body["model_version"]
     scores = [item["score"] for item in body["items"]]
     assert scores == sorted(scores, reverse=True)

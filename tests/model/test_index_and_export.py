@@ -101,9 +101,11 @@ def test_serialized_index_loads_from_a_moved_folder(vectors, tmp_path: Path) -> 
 # --- A tiny catalog, model and published version -------------------------------------
 
 HISTORY_LENGTH = 4
+# Retrieval only: these tests compare served lists with the exact two-tower top-k.
 CONFIG = TrainConfig(
     history_length=HISTORY_LENGTH, embedding_dim=8, hidden_dim=16, batch_size=16, popular_items=5
 )
+CONFIG.ranker.enabled = False
 GENRES = ["Action", "Comedy", "Drama", "Romance", "Sci-Fi"]
 
 
@@ -179,12 +181,11 @@ def artifacts_dir(tmp_path_factory, catalog: Catalog, model, item_vectors) -> Pa
     folder = tmp_path_factory.mktemp("artifacts")
     item_ids, vectors = item_vectors
     split = leave_last_out(catalog, HISTORY_LENGTH)
-    searcher, info = export.build_index(vectors, CONFIG.index)
     settings = Settings(artifacts=ArtifactSettings(dir=folder))
-    results = {"metrics": {}, "index_recall@10": 1.0}
-    pipeline._export(
-        settings, CONFIG, catalog, split, model, searcher, item_ids, info, results, True
-    )
+    trained = pipeline.Trained(CONFIG, catalog, split, model, None, item_ids, vectors, {})
+    staging, _searcher, info = pipeline.stage(settings, trained)
+    pipeline.finish_manifest(staging, trained, info, {"metrics": {}, "index_recall@10": 1.0})
+    pipeline.publish_staged(settings, staging, make_live=True)
     return folder
 
 

@@ -32,10 +32,13 @@ def test_metrics_of_no_users_are_zero() -> None:
     assert ndcg(np.array([], dtype=np.int64), 10) == 0.0
 
 
-def test_summarize_reports_each_cutoff_and_ndcg_at_10() -> None:
+def test_summarize_reports_each_cutoff_ndcg_at_10_and_mrr_at_100() -> None:
     result = summarize(np.array([0, 3, 12]), (1, 5))
     ndcg_10 = (1 + 1 / math.log2(5)) / 3
-    assert result == pytest.approx({"hr@1": 1 / 3, "hr@5": 2 / 3, "ndcg@10": ndcg_10})
+    mrr_100 = (1 + 1 / 4 + 1 / 13) / 3  # all three ranks are inside the top 100
+    assert result == pytest.approx(
+        {"hr@1": 1 / 3, "hr@5": 2 / 3, "ndcg@10": ndcg_10, "mrr": mrr_100}
+    )
 
 
 def test_target_rank_counts_items_scored_above_it() -> None:
@@ -103,7 +106,9 @@ def test_popularity_baseline_on_the_toy_split() -> None:
     # user 2: a seen; b (2) is the best left -> rank 0.
     # user 3: b, c seen; a (3) and d (1) beat e (0) -> rank 2.
     ndcg_10 = (1 / math.log2(3) + 1 / math.log2(2) + 1 / math.log2(4)) / 3
-    assert result == pytest.approx({"hr@1": 1 / 3, "hr@2": 2 / 3, "hr@3": 1.0, "ndcg@10": ndcg_10})
+    mrr_100 = (1 / 2 + 1 / 1 + 1 / 3) / 3  # ranks 1, 0, 2
+    expected = {"hr@1": 1 / 3, "hr@2": 2 / 3, "hr@3": 1.0, "ndcg@10": ndcg_10, "mrr": mrr_100}
+    assert result == pytest.approx(expected)
 
 
 def test_evaluate_scores_ranks_after_removing_each_users_seen_items() -> None:
@@ -118,7 +123,7 @@ def test_evaluate_scores_ranks_after_removing_each_users_seen_items() -> None:
         ]
     )
     result = evaluate_scores(scores, split, ITEM_IDS, (1,))
-    assert result == {"hr@1": 1.0, "ndcg@10": 1.0}
+    assert result == {"hr@1": 1.0, "ndcg@10": 1.0, "mrr": 1.0}
 
 
 def test_evaluate_scores_maps_columns_through_item_ids() -> None:

@@ -1,0 +1,152 @@
+"""The ranking model: the second stage that orders the retrieved candidates."""
+
+import tensorflow as tf
+import tensorflow_recommenders as tfrs
+
+from models import features as F
+from models.candidate_tower import CandidateTower
+from models.layers import CategoryEmbedding, ItemIdEmbedding
+from models.query_tower import QueryTower
+
+
+class RankingModel(tfrs.Model):
+    """Scores (user, candidate) pairs, trained on two tasks at once.
+
+    - relevance: a retrieval-style softmax of the positive against in-batch negatives,
+      on its own towers (logQ-corrected like the retrieval model);
+    - rating: the explicit rating, from global mean + user and item biases + an MLP over
+      the two embeddings and their product, optionally through a DCN-v2 cross layer.
+
+    The ranking score is
+        base_weight * retrieval logit + own_weight * own relevance logit
+        + rating_blend * (predicted rating - mean rating),
+    where the retrieval logit comes from the trained retrieval model passed as `base`
+    (frozen, and part of this model, so the exported ranker still takes raw features).
+    With `boost`, the own relevance is trained as a correction on top of the base logit
+    instead of on its own. The weights are chosen on the validation split.
+    """
+
+    def __init__(
+        self,
+        vocab: F.Vocabularies,
+        *,
+        history_length: int,
+        embedding_dim: int,
+        hidden_dim: int,
+        temperature: float,
+        use_cross: bool,
+        relevance_weight: float,
+        rating_weight: float,
+        rating_blend: float,
+        rating_mean: float,
+        base: tf.keras.Model | None = None,
+        base_temperature: float = 1.0,
+        boost: bool = False,
+        score_weights: tuple[float, float] = (1.0, 1.0),
+        rating_factors: int = 0,
+    ):
+        super().__init__()
+        self.base = base
+        if base is not None:
+            base.trainable = False
+        self.base_temperature = base_temperature
+        self.boost = boost and base is not None
+        self.score_weights = score_weights  # (base, own)
+        items = ItemIdEmbedding(vocab.item_ids, F.EMBEDDING_DIMS[F.ITEM_ID])
+        args = {"embedding_dim": embedding_dim, "hidden_dim": hidden_dim, "normalize": True}
+        self.query_tower = QueryTower(vocab, items, history_length=history_length, **args)
+        self.candidate_tower = CandidateTower(vocab, items, **args)
+        self.user_bias = CategoryEmbedding(vocab.user_ids, 1)
+        self.item_bias = CategoryEmbedding(vocab.item_ids, 1)
+        # Optional matrix-factorisation term <p_user, q_item> of the rating, as SVD has it.
+        self.user_factors = (
+            CategoryEmbedding(vocab.user_ids, rating_factors) if rating_factors else None
+        )
+        self.item_factors = (
+            CategoryEmbedding(vocab.item_ids, rating_factors) if rating_factors else None
+        )
+        self.cross = tfrs.layers.dcn.Cross() if use_cross else None
+        self.rating_head = tf.keras.Sequential(
+            [tf.keras.layers.Dense(hidden_dim, activation="relu"), tf.keras.layers.Dense(1)]
+        )
+        self.temperature = temperature
+        self.weights_ = (relevance_weight, rating_weight)
+        self.rating_blend = rating_blend
+        self.rating_mean = rating_mean
+        # Temperatures are applied in `relevance_vectors`, so base and own logits can add.
+        # Mean (not summed) losses, so the task weights compare like with like.
+        mean = tf.keras.losses.Reduction.SUM_OVER_BATCH_SIZE
+        self.relevance_task = tfrs.tasks.Retrieval(
+            loss=tf.keras.losses.CategoricalCrossentropy(from_logits=True, reduction=mean),
+            remove_accidental_hits=True,
+        )
+        self.rating_task = tfrs.tasks.Ranking(loss=tf.keras.losses.MeanSquaredError())
+
+    def embed(self, features: dict[str, tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
+        """Raw pair features -> query and candidate embeddings, each [batch_size, dim]."""
+        queries = self.query_tower({k: features[k] for k in F.QUERY_FEATURES})
+        candidates = self.candidate_tower({k: features[k] for k in F.CANDIDATE_FEATURES})
+        return queries, candidates
+
+    def relevance_vectors(
+        self, features, queries, candidates, base_weight: float = 1.0, own_weight: float = 1.0
+    ) -> tuple[tf.Tensor, tf.Tensor]:
+        """Vectors whose dot product is the weighted relevance logit, [batch_size, dim]."""
+        queries = queries * (own_weight / self.temperature)
+        if self.base is None or base_weight == 0:
+            return queries, candidates
+        base_queries = self.base.query_tower({k: features[k] for k in F.QUERY_FEATURES})
+        base_items = self.base.candidate_tower({k: features[k] for k in F.CANDIDATE_FEATURES})
+        return (
+            tf.concat([queries, base_queries * (base_weight / self.base_temperature)], axis=1),
+            tf.concat([candidates, base_items], axis=1),
+        )
+
+    def predict_rating(self, features: dict[str, tf.Tensor], queries, candidates) -> tf.Tensor:
+        """-> [batch_size] predicted explicit rating."""
+        x = tf.concat([queries, candidates, queries * candidates], axis=1)
+        if self.cross is not None:
+            x = self.cross(x)
+        residual = tf.squeeze(self.rating_head(x), axis=1)
+        users, items = features[F.USER_ID], features[F.ITEM_ID]
+        biases = tf.squeeze(self.user_bias(users) + self.item_bias(items), axis=1)
+        if self.user_factors is not None:
+            residual += tf.reduce_sum(self.user_factors(users) * self.item_factors(items), axis=1)
+        return self.rating_mean + biases + residual
+
+    def call(self, features: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        """Raw pair features (each [batch_size]) -> {"score", "rating"}, each [batch_size]."""
+        queries, candidates = self.embed(features)
+        rating = self.predict_rating(features, queries, candidates)
+        query_vectors, item_vectors = self.relevance_vectors(
+            features, queries, candidates, *self.score_weights
+        )
+        relevance = tf.reduce_sum(query_vectors * item_vectors, axis=1)
+        return {
+            "score": relevance + self.rating_blend * (rating - self.rating_mean),
+            "rating": rating,
+        }
+
+    def compute_loss(self, features: dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
+        queries, candidates = self.embed(features)
+        query_vectors, item_vectors = self.relevance_vectors(
+            features, queries, candidates, base_weight=1.0 if self.boost else 0.0
+        )
+        relevance = self.relevance_task(
+            query_vectors,
+            item_vectors,
+            candidate_ids=features[F.ITEM_ID],
+            candidate_sampling_probability=features[F.CANDIDATE_PROBABILITY],
+            compute_metrics=False,
+            compute_batch_metrics=False,
+        )
+        truth = features[F.RATING]
+        known = tf.logical_not(tf.math.is_nan(truth))
+        rating = self.rating_task(
+            labels=tf.where(known, truth, 0.0)[:, None],
+            predictions=self.predict_rating(features, queries, candidates)[:, None],
+            sample_weight=tf.cast(known, tf.float32)[:, None],
+            compute_metrics=False,
+        )
+        relevance_weight, rating_weight = self.weights_
+        return relevance_weight * relevance + rating_weight * rating
