@@ -8,10 +8,13 @@ from models.features import HISTORY_PAD
 class CategoryEmbedding(tf.keras.layers.Layer):
     """Raw string category -> embedding; unseen values share one OOV row."""
 
-    def __init__(self, vocabulary: list[str], dim: int, **kwargs):
+    def __init__(self, vocabulary: list[str], dim: int, *, l2: float = 0.0, **kwargs):
         super().__init__(**kwargs)
         self.lookup = tf.keras.layers.StringLookup(vocabulary=vocabulary, mask_token=None)
-        self.embedding = tf.keras.layers.Embedding(self.lookup.vocabulary_size(), dim)
+        regularizer = tf.keras.regularizers.l2(l2) if l2 else None
+        self.embedding = tf.keras.layers.Embedding(
+            self.lookup.vocabulary_size(), dim, embeddings_regularizer=regularizer
+        )
 
     def call(self, values: tf.Tensor) -> tf.Tensor:
         """[batch_size] strings -> [batch_size, dim]."""

@@ -44,6 +44,7 @@ class RankingModel(tfrs.Model):
         boost: bool = False,
         score_weights: tuple[float, float] = (1.0, 1.0),
         rating_factors: int = 0,
+        rating_l2: float = 0.0,
     ):
         super().__init__()
         self.base = base
@@ -56,8 +57,9 @@ class RankingModel(tfrs.Model):
         args = {"embedding_dim": embedding_dim, "hidden_dim": hidden_dim, "normalize": True}
         self.query_tower = QueryTower(vocab, items, history_length=history_length, **args)
         self.candidate_tower = CandidateTower(vocab, items, **args)
-        self.user_bias = CategoryEmbedding(vocab.user_ids, 1)
-        self.item_bias = CategoryEmbedding(vocab.item_ids, 1)
+        # L2 on the rating-only parameters: the rating head overfits long before relevance.
+        self.user_bias = CategoryEmbedding(vocab.user_ids, 1, l2=rating_l2)
+        self.item_bias = CategoryEmbedding(vocab.item_ids, 1, l2=rating_l2)
         # Optional matrix-factorisation term <p_user, q_item> of the rating, as SVD has it.
         self.user_factors = (
             CategoryEmbedding(vocab.user_ids, rating_factors) if rating_factors else None
@@ -66,8 +68,12 @@ class RankingModel(tfrs.Model):
             CategoryEmbedding(vocab.item_ids, rating_factors) if rating_factors else None
         )
         self.cross = tfrs.layers.dcn.Cross() if use_cross else None
+        l2 = tf.keras.regularizers.l2(rating_l2) if rating_l2 else None
         self.rating_head = tf.keras.Sequential(
-            [tf.keras.layers.Dense(hidden_dim, activation="relu"), tf.keras.layers.Dense(1)]
+            [
+                tf.keras.layers.Dense(hidden_dim, activation="relu", kernel_regularizer=l2),
+                tf.keras.layers.Dense(1, kernel_regularizer=l2),
+            ]
         )
         self.temperature = temperature
         self.weights_ = (relevance_weight, rating_weight)

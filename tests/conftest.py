@@ -5,9 +5,10 @@ Locally a missing PostgreSQL or MovieLens folder skips the tests that need it; i
 """
 
 import asyncio
+import contextlib
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
@@ -161,3 +162,20 @@ def artifacts_dir(tmp_path_factory: pytest.TempPathFactory, databases, movielens
     config.ranker.epochs = 1
     run(settings, config, console=Console(quiet=True), max_users=80)
     return folder
+
+
+@contextlib.asynccontextmanager
+async def app_client(settings: Settings) -> AsyncIterator:
+    """An httpx client on the app in-process, lifespan included (loads the real version)."""
+    import httpx
+
+    from app.main import create_app
+
+    app = create_app(settings)
+    transport = httpx.ASGITransport(app)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://t") as client,
+    ):
+        client.app = app  # type: ignore[attr-defined]
+        yield client

@@ -191,6 +191,9 @@ def tune(
     output: Annotated[
         Path | None, typer.Option(help="Where to write the best config (default: the config file).")
     ] = None,
+    max_users: Annotated[
+        int | None, typer.Option(help="Tune on the first N users only (quick trials, tests).")
+    ] = None,
 ) -> None:
     """Search training hyperparameters on the validation split (optuna), bounded in time;
     writes the best config where `recsys train` and `recsys evaluate` pick it up."""
@@ -206,6 +209,7 @@ def tune(
             timeout=timeout,
             output=output or settings.training.config_file,
             console=console,
+            max_users=max_users,
         )
     except TrainingError as exc:
         raise _fail(str(exc)) from None

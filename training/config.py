@@ -33,11 +33,15 @@ class RankerConfig(BaseModel):
     own_weight: float = Field(default=1.0, ge=0)
     relevance_weight: float = Field(default=1.0, ge=0)
     rating_weight: float = Field(default=1.0, ge=0)
+    # L2 weight on the rating head and the user/item rating biases.
+    rating_l2: float = Field(default=0.0, ge=0)
     # Size of the rating head's user x item factorisation term (0: none).
     rating_factors: int = Field(default=0, ge=0)
     # How much predicted rating (in stars above the mean) moves the ranking score.
     rating_blend: float = Field(default=0.0, ge=0)
-    epochs: int = Field(default=8, ge=1)
+    # 3, chosen on the validation split: the rating head overfits with more passes (val
+    # RMSE 0.968 at 3 epochs vs 0.989 at 8) while relevance barely changes.
+    epochs: int = Field(default=3, ge=1)
     # Retrieved candidates the app hands to the ranker (at least k are always ranked).
     candidates: int = Field(default=200, ge=1)
 

@@ -48,6 +48,7 @@ def build_ranker(
         boost=ranker.boost_retrieval,
         score_weights=(ranker.base_weight, ranker.own_weight),
         rating_factors=ranker.rating_factors,
+        rating_l2=ranker.rating_l2,
     )
     model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate=config.learning_rate))
     return model

@@ -60,8 +60,9 @@ def run_tuning(
     timeout: float,
     output: Path,
     console: Console,
+    max_users: int | None = None,
 ) -> TrainConfig:
-    catalog = pipeline.read(settings)
+    catalog = pipeline.read(settings, max_users)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(
         direction="maximize", sampler=optuna.samplers.TPESampler(seed=base.seed)

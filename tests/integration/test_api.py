@@ -5,10 +5,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from httpx import ASGITransport
 
-from app.main import create_app
 from app.settings import ArtifactSettings, DatabaseSettings, Settings
+from tests.conftest import app_client
 
 pytestmark = [pytest.mark.movielens, pytest.mark.model]
 
@@ -19,14 +18,8 @@ async def client(loaded_database: str, artifacts_dir: Path):
         database=DatabaseSettings(url=loaded_database),
         artifacts=ArtifactSettings(dir=artifacts_dir),
     )
-    app = create_app(settings)
-    transport = ASGITransport(app)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=transport, base_url="http://t") as c,
-    ):
-        c.app = app  # type: ignore[attr-defined]
-        yield c
+    async with app_client(settings) as client:
+        yield client
 
 
 @pytest.fixture(scope="session")

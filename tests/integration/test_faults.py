@@ -3,13 +3,11 @@
 import shutil
 from pathlib import Path
 
-import httpx
 import pytest
-from httpx import ASGITransport
 
 from app.artifacts import ArtifactError, live_version_name, load_live
-from app.main import create_app
 from app.settings import ArtifactSettings, DatabaseSettings, Settings
+from tests.conftest import app_client
 from tests.e2e.nginx_runner import free_port
 
 pytestmark = [pytest.mark.movielens, pytest.mark.model]
@@ -23,12 +21,7 @@ async def no_database_client(artifacts_dir: Path):
         database=DatabaseSettings(url=url, timeout_seconds=2),
         artifacts=ArtifactSettings(dir=artifacts_dir),
     )
-    app = create_app(settings)
-    transport = ASGITransport(app)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=transport, base_url="http://t") as client,
-    ):
+    async with app_client(settings) as client:
         yield client
 
 

@@ -135,3 +135,11 @@ def test_unknown_reference_after_a_blank_line_names_its_own_line(tmp_path: Path)
     write(tmp_path, data=[DATA[0], "", "9\t2\t5\t881250949"])
     with pytest.raises(MovieLensError, match=re.escape(f"{tmp_path / 'u.data'}:3: ")):
         read_movielens(tmp_path)
+
+
+def test_ratings_in_the_same_second_keep_file_order(tmp_path: Path) -> None:
+    """Ordering ties by item id would make the held-out item the highest id of the user's
+    last second, a pattern a sequence model can learn; file order carries no such signal."""
+    same_second = ["1\t3\t4\t875000000", "1\t1\t5\t875000000", "1\t2\t3\t875000000"]
+    parsed = read_movielens(write(tmp_path, data=same_second))
+    assert [row["item_id"] for row in parsed.interactions] == ["3", "1", "2"]
