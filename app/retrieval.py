@@ -124,6 +124,10 @@ def _exhaustive(version: ModelVersion, embedding: np.ndarray, n: int, p: _Pendin
 def _filter(version: ModelVersion, rows: np.ndarray, scores: np.ndarray, p: _Pending) -> list[Hit]:
     hits = []
     for row, score in zip(rows, scores, strict=True):
+        if not np.isfinite(score):
+            # ScaNN pads with (row 0, NaN) when the searched partitions hold fewer points
+            # than asked for: padding, not a candidate.
+            break
         item_id = version.item_ids[row]
         if item_id not in p.exclude:
             hits.append(Hit(item_id=item_id, score=float(score)))

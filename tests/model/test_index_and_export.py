@@ -354,3 +354,24 @@ def _bare_version() -> ModelVersion:
         leaves=1,
         reorder=0,
     )
+
+
+def test_partial_search_padding_never_reaches_the_list(vectors) -> None:
+    """Regression: asking ScaNN for more neighbours than the searched partitions hold
+    returns (row 0, NaN) padding, which once surfaced as repeated items."""
+    items, queries = vectors
+    searcher, info = export.build_index(items, IndexConfig())
+    version = dataclasses.replace(
+        _bare_version(),
+        searcher=searcher,
+        item_ids=np.array([str(i) for i in range(len(items))], dtype=object),
+        leaves=info["num_leaves"],
+        reorder=info["reorder_num_neighbors"],
+    )
+    exclude = frozenset(str(i) for i in range(1, 300, 2))  # half seen; row 0 (padding) not
+    group = [_Pending(version, profiles()[0], exclude, 120, None) for _ in queries[:5]]  # type: ignore[arg-type]
+    for hits in search_embeddings(version, queries[:5], group):
+        ids = [h.item_id for h in hits]
+        assert len(ids) == 120 and len(set(ids)) == 120
+        assert not set(ids) & exclude
+        assert all(np.isfinite(h.score) for h in hits)
