@@ -324,19 +324,25 @@ def test_served_search_keeps_the_index_recall(vectors) -> None:
     """Regression: serving once overrode the index's re-rank depth with k + |seen|, which
     re-scored too few candidates and lost recall the manifest claimed."""
     items, queries = vectors
+    version = _production_index_version(items)
+    searcher = version.searcher
+    group = [pending(version, profiles()[0], K) for _ in queries]
+    served = [[int(h.item_id) for h in hits] for hits in search_embeddings(version, queries, group)]
+    default, _ = searcher.search_batched(queries, final_num_neighbors=K)
+    exact = export.exact_top_k(queries, items, K)
+    assert recall_at_k(np.asarray(served), exact) >= recall_at_k(np.asarray(default), exact)
+
+
+def _production_index_version(items: np.ndarray) -> ModelVersion:
+    """A version holding only the production ScaNN config over `items` (ids "0".."n-1")."""
     searcher, info = export.build_index(items, IndexConfig())
-    version = dataclasses.replace(
+    return dataclasses.replace(
         _bare_version(),
         searcher=searcher,
         item_ids=np.array([str(i) for i in range(len(items))], dtype=object),
         leaves=info["num_leaves"],
         reorder=info["reorder_num_neighbors"],
     )
-    group = [pending(version, profiles()[0], K) for _ in queries]
-    served = [[int(h.item_id) for h in hits] for hits in search_embeddings(version, queries, group)]
-    default, _ = searcher.search_batched(queries, final_num_neighbors=K)
-    exact = export.exact_top_k(queries, items, K)
-    assert recall_at_k(np.asarray(served), exact) >= recall_at_k(np.asarray(default), exact)
 
 
 def _bare_version() -> ModelVersion:
@@ -360,14 +366,7 @@ def test_partial_search_padding_never_reaches_the_list(vectors) -> None:
     """Regression: asking ScaNN for more neighbours than the searched partitions hold
     returns (row 0, NaN) padding, which once surfaced as repeated items."""
     items, queries = vectors
-    searcher, info = export.build_index(items, IndexConfig())
-    version = dataclasses.replace(
-        _bare_version(),
-        searcher=searcher,
-        item_ids=np.array([str(i) for i in range(len(items))], dtype=object),
-        leaves=info["num_leaves"],
-        reorder=info["reorder_num_neighbors"],
-    )
+    version = _production_index_version(items)
     exclude = frozenset(str(i) for i in range(1, 300, 2))  # half seen; row 0 (padding) not
     group = [_Pending(version, profiles()[0], exclude, 120, None) for _ in queries[:5]]  # type: ignore[arg-type]
     for hits in search_embeddings(version, queries[:5], group):
