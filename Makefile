@@ -33,10 +33,10 @@ data: migrate ## Fetch (or verify RECSYS_MOVIELENS_DIR) and load MovieLens 100K
 train: data ## Train, evaluate against popularity, export and publish a version
 	$(BIN)/recsys train
 
-evaluate: setup ## Every method on one split: table, training/reports/latest.{json,png}
+evaluate: data ## Every method on one split: table, training/reports/latest.{json,png}
 	$(BIN)/recsys evaluate --json training/reports/latest.json
 
-tune: setup ## Hyperparameter search on the validation split (writes var/train_config.json)
+tune: data ## Hyperparameter search on the validation split (writes var/train_config.json)
 	$(BIN)/recsys tune
 
 serve: setup ## Serve the live version on http://$(HOST):$(PORT)

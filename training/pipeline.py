@@ -11,9 +11,10 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 from rich.console import Console
+from sqlalchemy.exc import SQLAlchemyError
 
 from app.artifacts import load_version
-from app.db.engine import create_engine
+from app.db.engine import create_engine, safe_url
 from app.settings import Settings
 from models import features as F
 from training import export
@@ -91,6 +92,9 @@ def _version_of(staging: Path) -> str:
 
 
 def read(settings: Settings, max_users: int | None = None) -> Catalog:
+    """Users, items and interaction sequences from the database; TrainingError (saying
+    what to run) when it is unreachable, not migrated, or holds no interactions."""
+
     async def go() -> Catalog:
         engine = create_engine(settings.database)
         try:
@@ -98,7 +102,16 @@ def read(settings: Settings, max_users: int | None = None) -> Catalog:
         finally:
             await engine.dispose()
 
-    return asyncio.run(go())
+    try:
+        catalog = asyncio.run(go())
+    except (SQLAlchemyError, OSError) as exc:
+        raise TrainingError(
+            f"cannot read {safe_url(settings.database.url)} ({type(exc).__name__}): "
+            "run `recsys db upgrade` and `recsys data load` first"
+        ) from None
+    if not catalog.sequences:
+        raise TrainingError("the database holds no interactions: run `recsys data load` first")
+    return catalog
 
 
 def train(
