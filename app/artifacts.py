@@ -37,6 +37,8 @@ class ModelVersion:
     history_pad: str
     leaves: int  # ScaNN partitions; searching all of them is exhaustive
     reorder: int  # candidates ScaNN re-scores exactly; never ask for fewer
+    # Ratings parallel to the history (NaN where none); None for versions without it.
+    history_ratings_feature: str | None = None
     # The second stage, when the version has one: pairs in, "score" and "rating" out.
     ranker_fn: Any = None
     ranking_candidates: int = 0  # retrieved items handed to the ranker per request
@@ -88,6 +90,7 @@ def load_version(artifacts_dir: Path, version: str, *, verify: bool = True) -> M
         history_feature=shape[1],
         history_length=shape[2],
         history_pad=str(spec.get("history_pad", "")),
+        history_ratings_feature=spec.get("history_ratings_feature"),
         leaves=leaves,
         reorder=reorder,
         ranker_fn=ranker_fn,

@@ -24,11 +24,22 @@ def profile_columns(version: ModelVersion, profiles: list[UserProfile]) -> dict[
         if name == version.history_feature:
             rows = [(p.history[:length] + [pad] * length)[:length] for p in profiles]
             columns[name] = np.array(rows, dtype=object).reshape(len(profiles), length)
+        elif name == version.history_ratings_feature:
+            columns[name] = _ratings(profiles, length, dtype)
         elif dtype == "string":
             columns[name] = np.array([getattr(p, name) or "" for p in profiles], dtype=object)
         else:
             columns[name] = np.array([getattr(p, name) or 0 for p in profiles], dtype=dtype)
     return columns
+
+
+def _ratings(profiles: list[UserProfile], length: int, dtype: str) -> np.ndarray:
+    """[profiles, length] ratings of the history slots; NaN for none and for padding."""
+    rows = np.full((len(profiles), length), np.nan, dtype=dtype)
+    for row, profile in enumerate(profiles):
+        values = [np.nan if r is None else r for r in profile.history_ratings[:length]]
+        rows[row, : len(values)] = values
+    return rows
 
 
 def call_model(fn, columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:  # type: ignore[no-untyped-def]

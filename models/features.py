@@ -16,6 +16,9 @@ GENDER = "gender"
 OCCUPATION = "occupation"
 ZIP_CODE = "zip_code"
 HISTORY = "history"  # item ids, most recent first, padded with HISTORY_PAD
+# The explicit rating of each HISTORY slot (same order), NaN where there is none: an
+# event without a rating (a click) or a padding slot.
+HISTORY_RATINGS = "history_ratings"
 
 # Candidate (item) features.
 ITEM_ID = "item_id"
@@ -29,7 +32,7 @@ CANDIDATE_PROBABILITY = "candidate_probability"
 # Training only: the explicit rating of the example (NaN when the event has none).
 RATING = "rating"
 
-QUERY_FEATURES = (USER_ID, AGE, GENDER, OCCUPATION, ZIP_CODE, HISTORY)
+QUERY_FEATURES = (USER_ID, AGE, GENDER, OCCUPATION, ZIP_CODE, HISTORY, HISTORY_RATINGS)
 CANDIDATE_FEATURES = (ITEM_ID, GENRES, RELEASE_DATE, TITLE)
 
 HISTORY_PAD = ""
@@ -75,6 +78,7 @@ def query_signature(history_length: int) -> dict[str, tf.TensorSpec]:
         OCCUPATION: tf.TensorSpec([None], tf.string, name=OCCUPATION),
         ZIP_CODE: tf.TensorSpec([None], tf.string, name=ZIP_CODE),
         HISTORY: tf.TensorSpec([None, history_length], tf.string, name=HISTORY),
+        HISTORY_RATINGS: tf.TensorSpec([None, history_length], tf.float32, name=HISTORY_RATINGS),
     }
 
 
@@ -106,4 +110,6 @@ def serving_spec(history_length: int) -> dict:
         "history_feature": HISTORY,
         "history_length": history_length,
         "history_pad": HISTORY_PAD,
+        # Filled from the same interactions as `history_feature`; missing ratings are NaN.
+        "history_ratings_feature": HISTORY_RATINGS,
     }

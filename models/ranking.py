@@ -5,7 +5,7 @@ import tensorflow_recommenders as tfrs
 
 from models import features as F
 from models.candidate_tower import CandidateTower
-from models.layers import CategoryEmbedding, ItemIdEmbedding
+from models.layers import CategoryEmbedding, ItemIdEmbedding, RatingHistorySummary
 from models.query_tower import QueryTower
 
 
@@ -15,7 +15,8 @@ class RankingModel(tfrs.Model):
     - relevance: a retrieval-style softmax of the positive against in-batch negatives,
       on its own towers (logQ-corrected like the retrieval model);
     - rating: the explicit rating, from global mean + user and item biases + an MLP over
-      the two embeddings and their product, optionally through a DCN-v2 cross layer.
+      the two embeddings, their product and (with `rating_history`) a summary of the
+      user's recent ratings, optionally through a DCN-v2 cross layer.
 
     The ranking score is
         base_weight * retrieval logit + own_weight * own relevance logit
@@ -45,6 +46,7 @@ class RankingModel(tfrs.Model):
         score_weights: tuple[float, float] = (1.0, 1.0),
         rating_factors: int = 0,
         rating_l2: float = 0.0,
+        rating_history: bool = True,
     ):
         super().__init__()
         self.base = base
@@ -67,6 +69,7 @@ class RankingModel(tfrs.Model):
         self.item_factors = (
             CategoryEmbedding(vocab.item_ids, rating_factors) if rating_factors else None
         )
+        self.rating_history = RatingHistorySummary(rating_mean) if rating_history else None
         self.cross = tfrs.layers.dcn.Cross() if use_cross else None
         l2 = tf.keras.regularizers.l2(rating_l2) if rating_l2 else None
         self.rating_head = tf.keras.Sequential(
@@ -110,7 +113,10 @@ class RankingModel(tfrs.Model):
 
     def predict_rating(self, features: dict[str, tf.Tensor], queries, candidates) -> tf.Tensor:
         """-> [batch_size] predicted explicit rating."""
-        x = tf.concat([queries, candidates, queries * candidates], axis=1)
+        parts = [queries, candidates, queries * candidates]
+        if self.rating_history is not None:
+            parts.append(self.rating_history(features[F.HISTORY_RATINGS]))
+        x = tf.concat(parts, axis=1)
         if self.cross is not None:
             x = self.cross(x)
         residual = tf.squeeze(self.rating_head(x), axis=1)

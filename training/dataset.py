@@ -85,10 +85,18 @@ class Split:
     test_ratings: list[float | None] = field(default_factory=list)  # of the held-out items
 
 
-def history_before(sequence: list[str], position: int, length: int) -> list[str]:
-    """The `length` items before `position`, most recent first, padded with HISTORY_PAD."""
+def history_before(sequence: list, position: int, length: int, pad=F.HISTORY_PAD) -> list:
+    """The `length` entries before `position`, most recent first, padded with `pad`."""
     recent = sequence[max(0, position - length) : position][::-1]
-    return recent + [F.HISTORY_PAD] * (length - len(recent))
+    return recent + [pad] * (length - len(recent))
+
+
+def _history(sequence: list[str], stars: list[float], position: int, length: int) -> dict:
+    """The query's history features at `position`: item ids and their ratings (NaN: none)."""
+    return {
+        F.HISTORY: history_before(sequence, position, length),
+        F.HISTORY_RATINGS: history_before(stars, position, length, pad=float("nan")),
+    }
 
 
 def user_features(user: dict) -> dict:
@@ -118,22 +126,22 @@ def leave_last_out(catalog: Catalog, history_length: int, holdout: Holdout = "te
     drop = 1 if holdout == "validation" else 0
     for user_id, full in catalog.sequences.items():
         sequence = full[: len(full) - drop]
-        stars = catalog.ratings.get(user_id) or [None] * len(full)
+        raw = catalog.ratings.get(user_id) or [None] * len(full)
+        stars = [_rating(value) for value in raw]
         profile = user_features(catalog.users[user_id])
         cut = len(sequence) - 1 if len(sequence) > 1 else len(sequence)
         for position in range(cut):
             item = catalog.items[sequence[position]]
-            history = history_before(sequence, position, history_length)
-            rating = {F.RATING: _rating(stars[position])}
-            train_rows.append({**profile, F.HISTORY: history, **item_features(item), **rating})
+            history = _history(sequence, stars, position, history_length)
+            rating = {F.RATING: stars[position]}
+            train_rows.append({**profile, **history, **item_features(item), **rating})
             counts[item["id"]] += 1
         if cut < len(sequence):
-            history = history_before(sequence, cut, history_length)
-            test_rows.append({**profile, F.HISTORY: history})
+            test_rows.append({**profile, **_history(sequence, stars, cut, history_length)})
             test_items.append(sequence[cut])
             test_seen.append(sequence[:cut])
             test_users.append(user_id)
-            test_ratings.append(stars[cut])
+            test_ratings.append(raw[cut])
     train = _columns(train_rows)
     if train:
         frequency = np.array([counts[i] for i in train[F.ITEM_ID]], dtype=np.float32)
@@ -157,7 +165,11 @@ def _rating(value: float | None) -> float:
 def _columns(rows: list[dict]) -> dict[str, np.ndarray]:
     if not rows:
         return {}
-    return {key: np.array([row[key] for row in rows]) for key in rows[0]}
+    columns = {key: np.array([row[key] for row in rows]) for key in rows[0]}
+    for key in (F.RATING, F.HISTORY_RATINGS):
+        if key in columns:
+            columns[key] = columns[key].astype(np.float32)
+    return columns
 
 
 def item_columns(catalog: Catalog, item_ids: list[str]) -> dict[str, np.ndarray]:

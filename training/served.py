@@ -19,6 +19,7 @@ def served_profiles(catalog: Catalog, split: Split) -> list[UserProfile]:
     profiles = []
     for user_id, seen in zip(split.test_users, split.test_seen, strict=True):
         user = catalog.users[user_id]
+        ratings = catalog.ratings.get(user_id) or [None] * len(seen)
         profiles.append(
             UserProfile(
                 user_id=user_id,
@@ -27,6 +28,7 @@ def served_profiles(catalog: Catalog, split: Split) -> list[UserProfile]:
                 occupation=user["occupation"],
                 zip_code=user["zip_code"],
                 history=seen[::-1],
+                history_ratings=ratings[: len(seen)][::-1],
             )
         )
     return profiles

@@ -49,6 +49,7 @@ def build_ranker(
         score_weights=(ranker.base_weight, ranker.own_weight),
         rating_factors=ranker.rating_factors,
         rating_l2=ranker.rating_l2,
+        rating_history=ranker.rating_history,
     )
     model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate=config.learning_rate))
     return model

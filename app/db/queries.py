@@ -16,6 +16,8 @@ class UserProfile:
     occupation: str | None
     zip_code: str | None
     history: list[str] = field(default_factory=list)  # item ids, most recent first
+    # The rating of each history entry (None: the event had none); parallel to history.
+    history_ratings: list[float | None] = field(default_factory=list)
 
     def attributes(self) -> dict:
         return {
@@ -40,6 +42,7 @@ async def fetch_profile(conn: AsyncConnection, user_id: str, limit: int) -> User
             users.c.occupation,
             users.c.zip_code,
             interactions.c.item_id,
+            interactions.c.rating,
         )
         .select_from(users.outerjoin(interactions, interactions.c.user_id == users.c.id))
         .where(users.c.id == user_id)
@@ -50,13 +53,15 @@ async def fetch_profile(conn: AsyncConnection, user_id: str, limit: int) -> User
     if not rows:
         return None
     first = rows[0]
+    events = [row for row in rows if row.item_id is not None]
     return UserProfile(
         user_id=user_id,
         age=first.age,
         gender=first.gender,
         occupation=first.occupation,
         zip_code=first.zip_code,
-        history=[row.item_id for row in rows if row.item_id is not None],
+        history=[row.item_id for row in events],
+        history_ratings=[row.rating for row in events],
     )
 
 

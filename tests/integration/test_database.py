@@ -9,6 +9,7 @@ from sqlalchemy import func, inspect, select
 from sqlalchemy.exc import IntegrityError
 
 from app.db.engine import create_engine
+from app.db.queries import UserProfile, fetch_profile
 from app.db.tables import interactions, items, users
 from app.settings import DatabaseSettings
 from tests.conftest import BACKENDS, backend_available, load_into
@@ -115,3 +116,29 @@ def test_interaction_order_matches_serving_order(loaded_database: str) -> None:
             await engine.dispose()
 
     assert asyncio.run(go()) == 0
+
+
+@pytest.mark.movielens
+def test_profile_reads_each_history_items_rating(loaded_database: str, movielens_dir) -> None:
+    """The app's one-query profile pairs every history item with its rating, newest first
+    (same-second events in file order), exactly as u.data has them."""
+    events = []
+    for line_number, line in enumerate((movielens_dir / "u.data").read_text().splitlines()):
+        user, item, rating, ts = line.split("\t")
+        if user == "13":
+            events.append((int(ts), line_number, item, float(rating)))
+    newest_first = sorted(events, reverse=True)
+
+    async def go() -> UserProfile | None:
+        engine = create_engine(DatabaseSettings(url=loaded_database))
+        try:
+            async with engine.connect() as conn:
+                return await fetch_profile(conn, "13", 5000)
+        finally:
+            await engine.dispose()
+
+    profile = asyncio.run(go())
+    assert profile is not None and len(profile.history) == len(events) > 600
+    assert list(zip(profile.history, profile.history_ratings, strict=True)) == [
+        (item, rating) for _, _, item, rating in newest_first
+    ]

@@ -29,6 +29,7 @@ from training.train import build_model, embed
 pytestmark = pytest.mark.model
 
 K = 10
+NAN = float("nan")
 
 
 def unit_rows(x: np.ndarray) -> np.ndarray:
@@ -163,6 +164,9 @@ def raw_queries() -> dict[str, tf.Tensor]:
         F.OCCUPATION: tf.constant(["student", "writer", "astronaut"]),
         F.ZIP_CODE: tf.constant(["91043", "", "00000"]),
         F.HISTORY: tf.constant([["2", "", "", ""], ["4", "7", "10", "13"], ["", "", "", ""]]),
+        F.HISTORY_RATINGS: tf.constant(
+            [[4.0, NAN, NAN, NAN], [NAN, 2.0, 5.0, 1.0], [NAN] * 4], dtype=tf.float32
+        ),
     }
 
 
@@ -212,8 +216,16 @@ def test_live_version_is_the_published_one(live: ModelVersion, artifacts_dir: Pa
 def profiles() -> list[UserProfile]:
     """The users of raw_queries() as the app reads them: None for missing attributes."""
     return [
-        UserProfile("1", 24, "M", "student", "91043", ["2"]),
-        UserProfile("3", None, None, "writer", None, ["4", "7", "10", "13", "16", "19"]),
+        UserProfile("1", 24, "M", "student", "91043", ["2"], [4.0]),
+        UserProfile(
+            "3",
+            None,
+            None,
+            "writer",
+            None,
+            ["4", "7", "10", "13", "16", "19"],
+            [None, 2.0, 5.0, 1.0, 3.0, 3.0],
+        ),
         UserProfile("stranger", 61, "F", "astronaut", "00000", []),
     ]
 

@@ -12,6 +12,7 @@ from app.db.queries import UserProfile
 from app.inputs import Hit
 from app.ranking import rank
 from models import features as F
+from models.layers import RatingHistorySummary
 from tests.model.test_towers import CONFIG as TOWER_CONFIG
 from tests.model.test_towers import tiny_catalog
 from training import export
@@ -21,6 +22,7 @@ from training.train import build_model, build_ranker, fit
 pytestmark = pytest.mark.model
 
 RATINGS = [5.0, 1.0, 4.0, 2.0, 3.0, 5.0]
+NAN = float("nan")
 
 
 def catalog_with_ratings():
@@ -61,6 +63,7 @@ def pairs() -> dict[str, tf.Tensor]:
         F.OCCUPATION: tf.constant(["writer", "doctor", "x"]),
         F.ZIP_CODE: tf.constant(["10001", "20001", ""]),
         F.HISTORY: tf.constant([["2", "3", ""], ["4", "", ""], ["", "", ""]]),
+        F.HISTORY_RATINGS: tf.constant([[5.0, 1.0, NAN], [NAN, NAN, NAN], [NAN] * 3]),
         F.ITEM_ID: tf.constant(["5", "6", "new-item"]),
         F.GENRES: tf.constant(["Action", "Comedy|Drama", ""]),
         F.RELEASE_DATE: tf.constant(["01-Jan-1975", "", "1999"]),
@@ -113,7 +116,7 @@ def test_app_rank_orders_candidates_by_the_ranker_score(trained, tmp_path: Path)
     export.save_ranker(ranker, config.history_length, tmp_path / "ranker")
     fn = tf.saved_model.load(str(tmp_path / "ranker")).signatures["serving_default"]
     version = _version(catalog, config, fn)
-    profile = UserProfile("1", 25, "F", "writer", "10001", history=["2", "3"])
+    profile = UserProfile("1", 25, "F", "writer", "10001", ["2", "3"], [1.0, None])
     candidates = [Hit(item_id=i, score=0.0) for i in ("4", "5", "6", "7", "8")]
     [ranked] = rank(version, [profile], [candidates], [3])
     expected = ranker(_pairs_for(catalog, config, profile, [h.item_id for h in candidates]))
@@ -137,6 +140,7 @@ def _version(catalog, config, fn) -> ModelVersion:
         history_feature=F.HISTORY,
         history_length=config.history_length,
         history_pad=F.HISTORY_PAD,
+        history_ratings_feature=F.HISTORY_RATINGS,
         leaves=1,
         reorder=0,
         ranker_fn=fn,
@@ -146,7 +150,10 @@ def _version(catalog, config, fn) -> ModelVersion:
 
 
 def _pairs_for(catalog, config, profile: UserProfile, items: list[str]) -> dict:
-    history = (profile.history + [F.HISTORY_PAD] * config.history_length)[: config.history_length]
+    length = config.history_length
+    history = (profile.history + [F.HISTORY_PAD] * length)[:length]
+    stars = [NAN if r is None else r for r in profile.history_ratings]
+    ratings = (stars + [NAN] * length)[:length]
     n = len(items)
     rows = [item_features(catalog.items[i]) for i in items]
     return {
@@ -156,6 +163,7 @@ def _pairs_for(catalog, config, profile: UserProfile, items: list[str]) -> dict:
         F.OCCUPATION: tf.constant([profile.occupation] * n),
         F.ZIP_CODE: tf.constant([profile.zip_code] * n),
         F.HISTORY: tf.constant([history] * n),
+        F.HISTORY_RATINGS: tf.constant([ratings] * n, dtype=tf.float32),
         **{name: tf.constant([r[name] for r in rows]) for name in F.CANDIDATE_FEATURES},
     }
 
@@ -164,3 +172,23 @@ def test_ranking_nothing_returns_empty_lists(trained) -> None:
     catalog, _, config, *_ = trained
     version = dataclasses.replace(_version(catalog, config, None))
     assert rank(version, [UserProfile("1", 1, "F", "x", "1")], [[]], [5]) == [[]]
+
+
+def test_rating_history_summary_against_hand_computed_values() -> None:
+    summary = RatingHistorySummary(3.0, recent=2, prior=3.0)
+    ratings = tf.constant([[5.0, 4.0, NAN, 1.0], [NAN] * 4, [NAN, 4.0, NAN, NAN]], dtype=tf.float32)
+    expected = [
+        # mean above 3, shrunk (3 pseudo-ratings), newest, mean of newest 2, log(1 + count)
+        [1 / 3, 1 / 6, 2.0, 1.5, np.log(4.0)],
+        [0.0, 0.0, 0.0, 0.0, 0.0],
+        [1.0, 1 / 4, 0.0, 1.0, np.log(2.0)],
+    ]
+    np.testing.assert_allclose(summary(ratings).numpy(), expected, rtol=1e-6, atol=1e-7)
+
+
+def test_predicted_rating_follows_the_users_recent_ratings(trained) -> None:
+    *_, ranker, _ = trained
+    generous, harsh = pairs(), pairs()
+    generous[F.HISTORY_RATINGS] = tf.fill([3, 3], 5.0)
+    harsh[F.HISTORY_RATINGS] = tf.fill([3, 3], 1.0)
+    assert not np.allclose(ranker(generous)["rating"], ranker(harsh)["rating"], atol=1e-4)

@@ -70,6 +70,7 @@ def queries(user_ids, histories, zip_codes=None) -> dict[str, tf.Tensor]:
         F.OCCUPATION: tf.constant(["writer"] * n),
         F.ZIP_CODE: tf.constant(zip_codes or ["10001"] * n),
         F.HISTORY: tf.constant(histories),
+        F.HISTORY_RATINGS: tf.fill([n, len(histories[0])], float("nan")),
     }
 
 

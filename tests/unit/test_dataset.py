@@ -131,3 +131,27 @@ def test_candidate_probability_is_the_items_share_of_training_examples() -> None
     # Items a, b, c, b, a, e out of 6 examples; a and b appear twice each.
     expected = [2 / 6, 2 / 6, 1 / 6, 2 / 6, 2 / 6, 1 / 6]
     np.testing.assert_allclose(split.train[F.CANDIDATE_PROBABILITY], expected, rtol=1e-6)
+
+
+def test_history_ratings_follow_the_history_with_nan_for_none_and_padding() -> None:
+    data = catalog()
+    data.ratings = {"u1": [5.0, None, 2.0, 4.0], "u2": [1.0, 3.0, 4.0], "u3": [2.0]}
+    split = leave_last_out(data, history_length=2)
+    as_lists = [[None if np.isnan(r) else r for r in row] for row in split.train[F.HISTORY_RATINGS]]
+    assert as_lists == [
+        [None, None],  # u1 -> a
+        [5.0, None],  # u1 -> b: a was rated 5
+        [None, 5.0],  # u1 -> c: b has no rating
+        [None, None],  # u2 -> b
+        [1.0, None],  # u2 -> a
+        [None, None],  # u3 -> e
+    ]
+    newest, before = split.test_queries[F.HISTORY_RATINGS][0]  # u1's history: c, b
+    assert newest == 2.0 and np.isnan(before)
+    assert split.test_ratings == [4.0, 4.0]
+
+
+def test_without_ratings_every_history_rating_is_nan() -> None:
+    split = leave_last_out(catalog(), history_length=2)
+    assert split.train[F.HISTORY_RATINGS].dtype == np.float32
+    assert np.isnan(split.train[F.HISTORY_RATINGS]).all()
