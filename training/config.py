@@ -7,12 +7,24 @@ from pydantic import BaseModel, Field
 
 
 class IndexConfig(BaseModel):
-    """ScaNN: partition the catalog into leaves, score with asymmetric hashing, re-rank."""
+    """The ScaNN searcher over every item embedding.
 
-    mode: Literal["tree_ah", "brute_force"] = "tree_ah"
-    # Leaves default to about sqrt(catalog size); searched leaves bound the recall/speed trade.
+    "auto" follows ScaNN's own guide by catalog size: exact brute force under
+    `brute_force_below` items (a 20k x 64 scan is well under a millisecond, and an
+    approximate index there only loses candidates: on MovieLens' validation items a
+    k-means tree over the 1,682 items cut served HR@100 from 0.69-0.70 to 0.58-0.66 and
+    NDCG@10 from 0.126-0.129 to 0.122, varying with each build); asymmetric hashing +
+    exact re-rank under `partition_above`; above that, a k-means tree first.
+    """
+
+    mode: Literal["auto", "brute_force", "ah", "tree_ah"] = "auto"
+    brute_force_below: int = Field(default=20_000, ge=0)
+    partition_above: int = Field(default=100_000, ge=0)
+    # Tree only. Leaves default to about sqrt(catalog size); searched leaves bound the
+    # recall/speed trade.
     num_leaves: int | None = None
     leaves_to_search_fraction: float = Field(default=0.25, gt=0, le=1)
+    # Asymmetric hashing and the exact re-rank of its best candidates (ah, tree_ah).
     dimensions_per_block: int = 2
     anisotropic_quantization_threshold: float = 0.2
     reorder_num_neighbors: int = 200

@@ -59,33 +59,46 @@ def save_ranker(ranker: tf.keras.Model, history_length: int, path: Path) -> None
     tf.saved_model.save(module, str(path), signatures={"serving_default": signature})
 
 
+def index_mode(rows: int, config: IndexConfig) -> str:
+    """The searcher a catalog of `rows` items gets (see IndexConfig)."""
+    if rows < 64:
+        return "brute_force"  # too few points to train partitions or hashing codebooks
+    if config.mode != "auto":
+        return config.mode
+    if rows < config.brute_force_below:
+        return "brute_force"
+    return "ah" if rows < config.partition_above else "tree_ah"
+
+
 def build_index(embeddings: np.ndarray, config: IndexConfig, k: int = 10) -> tuple[object, dict]:
-    """A ScaNN searcher over the item embeddings, and how it was built (for the manifest)."""
+    """A ScaNN searcher over the item embeddings, and how it was built (for the manifest).
+
+    `num_leaves` 1 tells the app the searcher has no partitions to widen a search over.
+    """
     rows = len(embeddings)
     builder = scann.scann_ops_pybind.builder(embeddings.astype(np.float32), k, "dot_product")
-    if config.mode == "brute_force" or rows < 64:
-        # Exact search; also what a tiny catalog gets, where partitioning buys nothing.
-        info = {"mode": "brute_force", "num_leaves": 1, "reorder_num_neighbors": 0}
+    mode = index_mode(rows, config)
+    if mode == "brute_force":
+        info = {"mode": mode, "num_leaves": 1, "reorder_num_neighbors": 0}
         return builder.score_brute_force().build(), info
-    leaves = min(config.num_leaves or max(2, int(np.sqrt(rows))), rows // 2)
-    to_search = max(1, round(leaves * config.leaves_to_search_fraction))
+    info = {"mode": mode, "num_leaves": 1}
+    if mode == "tree_ah":
+        leaves = min(config.num_leaves or max(2, int(np.sqrt(rows))), rows // 2)
+        to_search = max(1, round(leaves * config.leaves_to_search_fraction))
+        builder = builder.tree(
+            num_leaves=leaves, num_leaves_to_search=to_search, training_sample_size=rows
+        )
+        info |= {"num_leaves": leaves, "leaves_to_search": to_search}
+    reorder = min(config.reorder_num_neighbors, rows)
     searcher = (
-        builder.tree(num_leaves=leaves, num_leaves_to_search=to_search, training_sample_size=rows)
-        .score_ah(
+        builder.score_ah(
             config.dimensions_per_block,
             anisotropic_quantization_threshold=config.anisotropic_quantization_threshold,
         )
-        .reorder(min(config.reorder_num_neighbors, rows))
+        .reorder(reorder)
         .build()
     )
-    reorder = min(config.reorder_num_neighbors, rows)
-    info = {
-        "mode": "tree_ah",
-        "num_leaves": leaves,
-        "leaves_to_search": to_search,
-        "reorder_num_neighbors": reorder,
-    }
-    return searcher, info
+    return searcher, {**info, "reorder_num_neighbors": reorder}
 
 
 def exact_top_k(queries: np.ndarray, embeddings: np.ndarray, k: int) -> np.ndarray:

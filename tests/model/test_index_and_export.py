@@ -1,7 +1,7 @@
 """ScaNN against a numpy oracle, save -> load round trips, and a published version served.
 
-The exact index must equal brute force; the production tree-AH config is only measured
-(recall@10), since approximate search is allowed to miss.
+The exact index must equal brute force; the approximate configs (hashing, tree + hashing)
+are only measured (recall@10), since approximate search is allowed to miss.
 """
 
 import dataclasses
@@ -64,9 +64,13 @@ def test_exact_top_k_is_best_first() -> None:
     assert export.exact_top_k(np.eye(2), items, 3).tolist() == [[0, 2, 1], [1, 2, 0]]
 
 
-def test_production_tree_ah_config_keeps_recall_at_10(vectors) -> None:
+TREE = IndexConfig(mode="tree_ah")  # what a catalog past `partition_above` items gets
+APPROXIMATE = [TREE, IndexConfig(mode="ah")]
+
+
+def test_tree_ah_config_keeps_recall_at_10(vectors) -> None:
     items, queries = vectors
-    searcher, info = export.build_index(items, IndexConfig())
+    searcher, info = export.build_index(items, TREE)
     approximate, _ = searcher.search_batched(queries, final_num_neighbors=K)
     assert info == {
         "mode": "tree_ah",
@@ -78,9 +82,34 @@ def test_production_tree_ah_config_keeps_recall_at_10(vectors) -> None:
     assert recall_at_k(approximate, export.exact_top_k(queries, items, K)) >= 0.8
 
 
+@pytest.mark.parametrize(
+    ("rows", "mode"),
+    [(63, "brute_force"), (19_999, "brute_force"), (20_000, "ah"), (100_000, "tree_ah")],
+)
+def test_auto_mode_follows_scanns_guide_by_catalog_size(rows: int, mode: str) -> None:
+    assert export.index_mode(rows, IndexConfig()) == mode
+
+
+def test_auto_mode_gives_a_small_catalog_exact_search(vectors) -> None:
+    items, queries = vectors
+    searcher, info = export.build_index(items, IndexConfig())
+    neighbours, _ = searcher.search_batched(queries, final_num_neighbors=K)
+    assert info == {"mode": "brute_force", "num_leaves": 1, "reorder_num_neighbors": 0}
+    np.testing.assert_array_equal(neighbours, export.exact_top_k(queries, items, K))
+
+
+def test_hashing_without_partitions_keeps_recall_at_10(vectors) -> None:
+    items, queries = vectors
+    config = IndexConfig(brute_force_below=100, partition_above=1000)
+    searcher, info = export.build_index(items, config)
+    approximate, _ = searcher.search_batched(queries, final_num_neighbors=K)
+    assert info == {"mode": "ah", "num_leaves": 1, "reorder_num_neighbors": 200}
+    assert recall_at_k(approximate, export.exact_top_k(queries, items, K)) >= 0.95
+
+
 def test_small_catalog_always_gets_brute_force(vectors) -> None:
     items, queries = vectors
-    searcher, info = export.build_index(items[:63], IndexConfig())
+    searcher, info = export.build_index(items[:63], TREE)
     neighbours, _ = searcher.search_batched(queries, final_num_neighbors=K)
     assert info["mode"] == "brute_force"
     np.testing.assert_array_equal(neighbours, export.exact_top_k(queries, items[:63], K))
@@ -88,7 +117,7 @@ def test_small_catalog_always_gets_brute_force(vectors) -> None:
 
 def test_serialized_index_loads_from_a_moved_folder(vectors, tmp_path: Path) -> None:
     items, queries = vectors
-    searcher, _ = export.build_index(items, IndexConfig())
+    searcher, _ = export.build_index(items, TREE)
     (tmp_path / "built").mkdir()
     searcher.serialize(str(tmp_path / "built"), relative_path=True)
     (tmp_path / "built").rename(tmp_path / "moved")
@@ -332,11 +361,12 @@ def test_new_versions_sort_by_creation_and_carry_the_data_fingerprint() -> None:
     assert created[0] <= created[1]
 
 
-def test_served_search_keeps_the_index_recall(vectors) -> None:
+@pytest.mark.parametrize("config", APPROXIMATE, ids=lambda c: c.mode)
+def test_served_search_keeps_the_index_recall(vectors, config: IndexConfig) -> None:
     """Regression: serving once overrode the index's re-rank depth with k + |seen|, which
     re-scored too few candidates and lost recall the manifest claimed."""
     items, queries = vectors
-    version = _production_index_version(items)
+    version = _index_version(items, config)
     searcher = version.searcher
     group = [pending(version, profiles()[0], K) for _ in queries]
     served = [[int(h.item_id) for h in hits] for hits in search_embeddings(version, queries, group)]
@@ -345,9 +375,10 @@ def test_served_search_keeps_the_index_recall(vectors) -> None:
     assert recall_at_k(np.asarray(served), exact) >= recall_at_k(np.asarray(default), exact)
 
 
-def _production_index_version(items: np.ndarray) -> ModelVersion:
-    """A version holding only the production ScaNN config over `items` (ids "0".."n-1")."""
-    searcher, info = export.build_index(items, IndexConfig())
+def _index_version(items: np.ndarray, config: IndexConfig) -> ModelVersion:
+    """A version holding only an approximate ScaNN index over `items` (ids "0".."n-1")."""
+    searcher, info = export.build_index(items, config)
+    assert info["mode"] == config.mode
     return dataclasses.replace(
         _bare_version(),
         searcher=searcher,
@@ -374,11 +405,12 @@ def _bare_version() -> ModelVersion:
     )
 
 
-def test_partial_search_padding_never_reaches_the_list(vectors) -> None:
+@pytest.mark.parametrize("config", APPROXIMATE, ids=lambda c: c.mode)
+def test_partial_search_padding_never_reaches_the_list(vectors, config: IndexConfig) -> None:
     """Regression: asking ScaNN for more neighbours than the searched partitions hold
     returns (row 0, NaN) padding, which once surfaced as repeated items."""
     items, queries = vectors
-    version = _production_index_version(items)
+    version = _index_version(items, config)
     exclude = frozenset(str(i) for i in range(1, 300, 2))  # half seen; row 0 (padding) not
     group = [_Pending(version, profiles()[0], exclude, 120, None) for _ in queries[:5]]  # type: ignore[arg-type]
     for hits in search_embeddings(version, queries[:5], group):
