@@ -19,6 +19,7 @@ from app.db.queries import UserProfile
 from app.retrieval import _Pending, embed_profiles, search_embeddings, search_group
 from app.settings import ArtifactSettings, Settings
 from models import features as F
+from tests.versions import bare_version
 from training import export, pipeline
 from training.config import IndexConfig, TrainConfig
 from training.dataset import Catalog, item_columns, leave_last_out, vocabularies
@@ -380,28 +381,11 @@ def _index_version(items: np.ndarray, config: IndexConfig) -> ModelVersion:
     searcher, info = export.build_index(items, config)
     assert info["mode"] == config.mode
     return dataclasses.replace(
-        _bare_version(),
+        bare_version(),
         searcher=searcher,
         item_ids=np.array([str(i) for i in range(len(items))], dtype=object),
         leaves=info["num_leaves"],
         reorder=info["reorder_num_neighbors"],
-    )
-
-
-def _bare_version() -> ModelVersion:
-    return ModelVersion(
-        version="v",
-        manifest={},
-        query_fn=None,
-        searcher=None,
-        item_ids=np.array([]),
-        popular=[],
-        inputs={},
-        history_feature="history",
-        history_length=1,
-        history_pad="",
-        leaves=1,
-        reorder=0,
     )
 
 

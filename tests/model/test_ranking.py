@@ -15,6 +15,7 @@ from models import features as F
 from models.layers import RatingHistorySummary
 from tests.model.test_towers import CONFIG as TOWER_CONFIG
 from tests.model.test_towers import tiny_catalog
+from tests.versions import bare_version
 from training import export
 from training.dataset import item_features, leave_last_out, vocabularies
 from training.train import build_model, build_ranker, fit
@@ -129,20 +130,14 @@ def test_app_rank_orders_candidates_by_the_ranker_score(trained, tmp_path: Path)
 
 def _version(catalog, config, fn) -> ModelVersion:
     spec = F.serving_spec(config.history_length)
-    return ModelVersion(
-        version="v",
+    return bare_version(
         manifest={"feature_spec": spec},
-        query_fn=None,
-        searcher=None,
         item_ids=np.array(sorted(catalog.items), dtype=object),
-        popular=[],
         inputs={n: v["dtype"] for n, v in spec["inputs"].items()},
         history_feature=F.HISTORY,
         history_length=config.history_length,
         history_pad=F.HISTORY_PAD,
         history_ratings_feature=F.HISTORY_RATINGS,
-        leaves=1,
-        reorder=0,
         ranker_fn=fn,
         ranking_candidates=5,
         candidate_features={i: item_features(catalog.items[i]) for i in catalog.items},

@@ -5,6 +5,7 @@ import numpy as np
 from app.artifacts import ModelVersion
 from app.db.queries import UserProfile
 from app.inputs import profile_columns
+from tests.versions import bare_version
 
 INPUTS = {
     "user_id": "string",
@@ -15,21 +16,7 @@ INPUTS = {
 
 
 def version(inputs: dict[str, str], ratings_feature: str | None) -> ModelVersion:
-    return ModelVersion(
-        version="v",
-        manifest={},
-        query_fn=None,
-        searcher=None,
-        item_ids=np.array([]),
-        popular=[],
-        inputs=inputs,
-        history_feature="history",
-        history_length=3,
-        history_pad="",
-        leaves=1,
-        reorder=0,
-        history_ratings_feature=ratings_feature,
-    )
+    return bare_version(inputs=inputs, history_length=3, history_ratings_feature=ratings_feature)
 
 
 def profiles() -> list[UserProfile]:
