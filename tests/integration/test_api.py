@@ -156,3 +156,47 @@ async def test_health_reports_version_and_database(client) -> None:
     response = await client.get(url(client, "healthz"))
     assert response.status_code == 200
     assert response.json()["database"] == "ok"
+
+
+async def test_list_is_ordered_by_the_exported_rankers_score(
+    client, artifacts_dir: Path, movielens_dir: Path
+) -> None:
+    """The served order and scores are the ranking SavedModel's, on features built here
+    from the original files: user 1's attributes, last 20 items newest first, their stars."""
+    import json
+
+    import numpy as np
+    import tensorflow as tf
+
+    body = (await client.get(url(client, "recommendations", user_id="1"), params={"k": 20})).json()
+    assert body["ranked_by"] == "ranking"
+    folder = artifacts_dir / body["model_version"]
+    spec = json.loads((folder / "manifest.json").read_text())["feature_spec"]
+    length = spec["history_length"]
+    events = [
+        (int(ts), line, item, float(stars))
+        for line, (user, item, stars, ts) in enumerate(
+            row.split("\t") for row in (movielens_dir / "u.data").read_text().splitlines()
+        )
+        if user == "1"
+    ]
+    recent = sorted(events, reverse=True)[:length]
+    pad = length - len(recent)
+    items = [item["id"] for item in body["items"]]
+    catalog = json.loads((folder / "items.json").read_text())
+    n = len(items)
+    pairs = {
+        "user_id": tf.constant(["1"] * n),
+        "age": tf.constant([24] * n, dtype=tf.int64),
+        "gender": tf.constant(["M"] * n),
+        "occupation": tf.constant(["technician"] * n),
+        "zip_code": tf.constant(["85711"] * n),
+        "history": tf.constant([[e[2] for e in recent] + [""] * pad] * n),
+        "history_ratings": tf.constant([[e[3] for e in recent] + [np.nan] * pad] * n),
+        **{f: tf.constant([catalog[i][f] for i in items]) for f in spec["candidate_features"]},
+    }
+    ranker = tf.saved_model.load(str(folder / "ranker")).signatures["serving_default"]
+    expected = ranker(**pairs)["score"].numpy()
+    served = np.array([item["score"] for item in body["items"]])
+    np.testing.assert_allclose(served, expected, rtol=1e-5, atol=1e-5)
+    assert (np.diff(served) <= 0).all()
