@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from app.db.queries import PROFILE_ATTRIBUTES
+
 log = logging.getLogger(__name__)
 
 LIVE_POINTER = "LIVE"
@@ -37,6 +39,7 @@ class ModelVersion:
     history_pad: str
     leaves: int  # ScaNN partitions; searching all of them is exhaustive
     reorder: int  # candidates ScaNN re-scores exactly; never ask for fewer
+    reorder_multiplier: float = 1.0  # ... nor fewer than this many per requested result
     # Ratings parallel to the history (NaN where none); None for versions without it.
     history_ratings_feature: str | None = None
     # The second stage, when the version has one: pairs in, "score" and "rating" out.
@@ -66,10 +69,12 @@ def load_version(artifacts_dir: Path, version: str, *, verify: bool = True) -> M
         shape = (spec["signature"], spec["history_feature"], int(spec["history_length"]))
         leaves = int(manifest["index"]["num_leaves"])
         reorder = int(manifest["index"].get("reorder_num_neighbors", 0))
+        multiplier = float(manifest["index"].get("reorder_multiplier", 1.0))
     except (KeyError, TypeError, ValueError) as exc:
         raise ArtifactError(
             f"{folder / MANIFEST}: incomplete feature or index spec ({exc})"
         ) from None
+    check_inputs(folder / MANIFEST, spec, ranked="ranker" in manifest)
     item_ids = np.array(_read_json(folder / "item_ids.json"), dtype=object)
     try:
         query_fn = _load_saved_model(folder / "query_tower", shape[0])
@@ -93,6 +98,7 @@ def load_version(artifacts_dir: Path, version: str, *, verify: bool = True) -> M
         history_ratings_feature=spec.get("history_ratings_feature"),
         leaves=leaves,
         reorder=reorder,
+        reorder_multiplier=multiplier,
         ranker_fn=ranker_fn,
         ranking_candidates=int(ranker["candidates"]) if ranker else 0,
         candidate_features=_read_json(folder / "items.json") if ranker else {},
@@ -101,6 +107,22 @@ def load_version(artifacts_dir: Path, version: str, *, verify: bool = True) -> M
 
 def load_live(artifacts_dir: Path, *, verify: bool = True) -> ModelVersion:
     return load_version(artifacts_dir, live_version_name(artifacts_dir), verify=verify)
+
+
+def check_inputs(manifest: Path, spec: dict[str, Any], *, ranked: bool) -> None:
+    """Refuse, at load time, a version whose models need an input this app cannot build
+    (a feature added after this app was released): better than failing every request."""
+    query = {*PROFILE_ATTRIBUTES, spec["history_feature"], spec.get("history_ratings_feature")}
+    needed = set(spec["inputs"])
+    if ranked:
+        query |= set(spec.get("candidate_features", []))
+        needed |= set(spec.get("ranker_inputs", {}))
+    unknown = sorted(needed - query)
+    if unknown:
+        raise ArtifactError(
+            f"{manifest}: the models need inputs this app cannot build ({', '.join(unknown)}); "
+            "serve this version with the app release that trained it, or a newer one"
+        )
 
 
 def verify_checksums(folder: Path, expected: dict[str, str]) -> None:

@@ -8,6 +8,7 @@ throughput instead of queueing TensorFlow calls one by one.
 import asyncio
 import contextlib
 import dataclasses
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -99,7 +100,7 @@ def search_embeddings(
     rows, scores = version.searcher.search_batched(
         embeddings,
         final_num_neighbors=max(wanted),
-        pre_reorder_num_neighbors=max(max(wanted), version.reorder),
+        pre_reorder_num_neighbors=_reorder_depth(version, max(wanted)),
     )
     results = [_filter(version, r, s, p) for r, s, p in zip(rows, scores, group, strict=True)]
     for position, pending in enumerate(group):
@@ -115,10 +116,17 @@ def _exhaustive(version: ModelVersion, embedding: np.ndarray, n: int, p: _Pendin
     rows, scores = version.searcher.search(
         embedding,
         final_num_neighbors=n,
-        pre_reorder_num_neighbors=max(n, version.reorder),
+        pre_reorder_num_neighbors=_reorder_depth(version, n),
         leaves_to_search=version.leaves,
     )
     return _filter(version, rows, scores, p)
+
+
+def _reorder_depth(version: ModelVersion, n: int) -> int:
+    """Approximate candidates to re-score exactly for `n` results: the index's own depth,
+    and more for deep requests (the ranker's 100 + seen), never past the catalog."""
+    depth = max(version.reorder, math.ceil(n * version.reorder_multiplier))
+    return max(n, min(depth, len(version.item_ids)))
 
 
 def _filter(version: ModelVersion, rows: np.ndarray, scores: np.ndarray, p: _Pending) -> list[Hit]:

@@ -98,7 +98,11 @@ def build_index(embeddings: np.ndarray, config: IndexConfig, k: int = 10) -> tup
         .reorder(reorder)
         .build()
     )
-    return searcher, {**info, "reorder_num_neighbors": reorder}
+    return searcher, {
+        **info,
+        "reorder_num_neighbors": reorder,
+        "reorder_multiplier": config.reorder_multiplier,
+    }
 
 
 def exact_top_k(queries: np.ndarray, embeddings: np.ndarray, k: int) -> np.ndarray:

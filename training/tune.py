@@ -75,7 +75,7 @@ def run_tuning(
         metrics = validation_score(settings, catalog, config)
         console.print(
             f"trial {trial.number}: validation {OBJECTIVE}={metrics[OBJECTIVE]:.4f} "
-            f"hr@10={metrics['hr@10']:.4f} {trial.params}"
+            f"hr@10={metrics['hr@10']:.4f} rmse={_number(metrics['rmse'])} {trial.params}"
         )
         return float(metrics[OBJECTIVE])
 
@@ -86,6 +86,10 @@ def run_tuning(
     output.write_text(best.model_dump_json(indent=2) + "\n")
     console.print(f"best validation {OBJECTIVE} {study.best_value:.4f}; config written to {output}")
     return best
+
+
+def _number(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
 
 
 def _as_params(config: TrainConfig) -> dict:

@@ -7,6 +7,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.db.tables import interactions, items, users
 
+# The user attributes a profile carries, by the feature names the models use for them.
+PROFILE_ATTRIBUTES = ("user_id", "age", "gender", "occupation", "zip_code")
+
 
 @dataclass(frozen=True)
 class UserProfile:
@@ -20,13 +23,7 @@ class UserProfile:
     history_ratings: list[float | None] = field(default_factory=list)
 
     def attributes(self) -> dict:
-        return {
-            "user_id": self.user_id,
-            "age": self.age,
-            "gender": self.gender,
-            "occupation": self.occupation,
-            "zip_code": self.zip_code,
-        }
+        return {name: getattr(self, name) for name in PROFILE_ATTRIBUTES}
 
 
 async def fetch_profile(conn: AsyncConnection, user_id: str, limit: int) -> UserProfile | None:

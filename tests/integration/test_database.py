@@ -121,7 +121,8 @@ def test_interaction_order_matches_serving_order(loaded_database: str) -> None:
 @pytest.mark.movielens
 def test_profile_reads_each_history_items_rating(loaded_database: str, movielens_dir) -> None:
     """The app's one-query profile pairs every history item with its rating, newest first
-    (same-second events in file order), exactly as u.data has them."""
+    (same-second events in reverse file order, the later line being the newer event),
+    exactly as u.data has them."""
     events = []
     for line_number, line in enumerate((movielens_dir / "u.data").read_text().splitlines()):
         user, item, rating, ts = line.split("\t")

@@ -1,11 +1,12 @@
 """Faults degrade gracefully: an unreachable database, a damaged artifact."""
 
+import json
 import shutil
 from pathlib import Path
 
 import pytest
 
-from app.artifacts import ArtifactError, live_version_name, load_live
+from app.artifacts import ArtifactError, live_version_name, load_live, load_version
 from app.settings import ArtifactSettings, DatabaseSettings, Settings
 from tests.conftest import app_client
 from tests.e2e.nginx_runner import free_port
@@ -74,3 +75,19 @@ def test_truncated_manifest_is_refused(artifacts_dir: Path, tmp_path: Path) -> N
     manifest.write_text(manifest.read_text()[:100])
     with pytest.raises(ArtifactError, match="manifest.json: not valid JSON"):
         load_live(target)
+
+
+@pytest.mark.parametrize("inputs", ["inputs", "ranker_inputs"])
+def test_version_needing_an_input_this_app_cannot_build_is_refused(
+    artifacts_dir: Path, tmp_path: Path, inputs: str
+) -> None:
+    """A version trained by a newer release (a feature this app does not know) fails at
+    load, with a message, instead of on every request."""
+    target, version = _copy(artifacts_dir, tmp_path)
+    path = version / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["feature_spec"][inputs]["device_type"] = {"dtype": "string", "shape": [None]}
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(ArtifactError, match=r"cannot build \(device_type\)"):
+        load_live(target, verify=False)
+    load_version(artifacts_dir, version.name)  # the untouched version still loads

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -34,6 +35,9 @@ def test_tune_writes_a_config_that_train_uses(tmp_path, databases, movielens) ->
     tuned = recsys("tune", "--trials", "2", "--max-users", "40", env=env)
     assert tuned.returncode == 0, tuned.stdout + tuned.stderr
     assert "validation ndcg@10" in tuned.stdout
+    assert re.search(
+        r"trial 0: validation ndcg@10=0\.\d{4} hr@10=0\.\d{4} rmse=\d\.\d{4}", tuned.stdout
+    )
     best = json.loads(config_file.read_text())
     assert {"embedding_dim", "temperature", "epochs", "ranker"} <= set(best)
 

@@ -78,6 +78,7 @@ def test_tree_ah_config_keeps_recall_at_10(vectors) -> None:
         "num_leaves": 17,
         "leaves_to_search": 4,
         "reorder_num_neighbors": 200,
+        "reorder_multiplier": 4.0,
     }
     # Measured 0.90-1.00 over 40 builds (k-means is not bit-reproducible across runs).
     assert recall_at_k(approximate, export.exact_top_k(queries, items, K)) >= 0.8
@@ -104,7 +105,12 @@ def test_hashing_without_partitions_keeps_recall_at_10(vectors) -> None:
     config = IndexConfig(brute_force_below=100, partition_above=1000)
     searcher, info = export.build_index(items, config)
     approximate, _ = searcher.search_batched(queries, final_num_neighbors=K)
-    assert info == {"mode": "ah", "num_leaves": 1, "reorder_num_neighbors": 200}
+    assert info == {
+        "mode": "ah",
+        "num_leaves": 1,
+        "reorder_num_neighbors": 200,
+        "reorder_multiplier": 4.0,
+    }
     assert recall_at_k(approximate, export.exact_top_k(queries, items, K)) >= 0.95
 
 
@@ -376,6 +382,31 @@ def test_served_search_keeps_the_index_recall(vectors, config: IndexConfig) -> N
     assert recall_at_k(np.asarray(served), exact) >= recall_at_k(np.asarray(default), exact)
 
 
+@pytest.mark.parametrize("config", APPROXIMATE, ids=lambda c: c.mode)
+def test_deep_requests_keep_recall_at_serving_depth(config: IndexConfig) -> None:
+    """The ranker asks for 100 unseen items, not 10: the exact re-rank must grow with the
+    request, or hashing's rough scores drop true neighbours (recall@100 was 0.83-0.96)."""
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(12, 16))
+    items = unit_rows(centres[rng.integers(12, size=5000)] + 0.5 * rng.normal(size=(5000, 16)))
+    queries = unit_rows(centres[rng.integers(12, size=50)] + 0.5 * rng.normal(size=(50, 16)))
+    exclude = frozenset(str(i) for i in range(1, 40, 2))
+    scores = queries @ items.T
+    scores[:, 1:40:2] = -np.inf
+    exact = np.argsort(-scores, axis=1)[:, :100]
+
+    def served_recall(version: ModelVersion) -> float:
+        group = [_Pending(version, profiles()[0], exclude, 100, None) for _ in queries]  # type: ignore[arg-type]
+        lists = [
+            [int(h.item_id) for h in hits] for hits in search_embeddings(version, queries, group)
+        ]
+        return recall_at_k(np.asarray(lists), exact)
+
+    version = _index_version(items, config)
+    assert served_recall(version) >= 0.99
+    assert served_recall(dataclasses.replace(version, reorder_multiplier=1.0)) < 0.99
+
+
 def _index_version(items: np.ndarray, config: IndexConfig) -> ModelVersion:
     """A version holding only an approximate ScaNN index over `items` (ids "0".."n-1")."""
     searcher, info = export.build_index(items, config)
@@ -386,6 +417,7 @@ def _index_version(items: np.ndarray, config: IndexConfig) -> ModelVersion:
         item_ids=np.array([str(i) for i in range(len(items))], dtype=object),
         leaves=info["num_leaves"],
         reorder=info["reorder_num_neighbors"],
+        reorder_multiplier=info["reorder_multiplier"],
     )
 
 

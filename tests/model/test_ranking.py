@@ -179,11 +179,3 @@ def test_rating_history_summary_against_hand_computed_values() -> None:
         [1.0, 1 / 4, 0.0, 1.0, np.log(2.0)],
     ]
     np.testing.assert_allclose(summary(ratings).numpy(), expected, rtol=1e-6, atol=1e-7)
-
-
-def test_predicted_rating_follows_the_users_recent_ratings(trained) -> None:
-    *_, ranker, _ = trained
-    generous, harsh = pairs(), pairs()
-    generous[F.HISTORY_RATINGS] = tf.fill([3, 3], 5.0)
-    harsh[F.HISTORY_RATINGS] = tf.fill([3, 3], 1.0)
-    assert not np.allclose(ranker(generous)["rating"], ranker(harsh)["rating"], atol=1e-4)

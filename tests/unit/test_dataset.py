@@ -1,9 +1,11 @@
 """Training examples and the temporal hold-out, built from a hand-made catalog."""
 
 import numpy as np
+import pytest
 
 from models import features as F
 from training.dataset import Catalog, history_before, item_columns, leave_last_out, vocabularies
+from training.served import served_profiles
 
 PAD = F.HISTORY_PAD
 
@@ -155,3 +157,22 @@ def test_without_ratings_every_history_rating_is_nan() -> None:
     split = leave_last_out(catalog(), history_length=2)
     assert split.train[F.HISTORY_RATINGS].dtype == np.float32
     assert np.isnan(split.train[F.HISTORY_RATINGS]).all()
+
+
+@pytest.mark.parametrize("holdout", ["test", "validation"])
+def test_served_profiles_hold_what_training_held_out_with(holdout: str) -> None:
+    """The profiles the served evaluation sends through the app carry the same history
+    and history ratings as the held-out queries the model is trained to answer."""
+    data, length = catalog(), 2
+    data.ratings = {"u1": [5.0, None, 2.0, 4.0], "u2": [1.0, 3.0, 4.0], "u3": [2.0]}
+    split = leave_last_out(data, history_length=length, holdout=holdout)
+    profiles = served_profiles(data, split)
+    assert [p.user_id for p in profiles] == split.test_users
+    for row, profile in enumerate(profiles):
+        assert (profile.history + [PAD] * length)[:length] == split.test_queries[F.HISTORY][
+            row
+        ].tolist()
+        stars = [np.nan if r is None else r for r in profile.history_ratings]
+        np.testing.assert_array_equal(
+            (stars + [np.nan] * length)[:length], split.test_queries[F.HISTORY_RATINGS][row]
+        )
