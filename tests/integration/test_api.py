@@ -162,11 +162,15 @@ async def test_list_is_ordered_by_the_exported_rankers_score(
     client, artifacts_dir: Path, movielens_dir: Path
 ) -> None:
     """The served order and scores are the ranking SavedModel's, on features built here
-    from the original files: user 1's attributes, last 20 items newest first, their stars."""
+    from the original files: user 1's attributes, last 20 items newest first, their stars;
+    and the app builds the same request tensors from the database."""
     import json
 
     import numpy as np
     import tensorflow as tf
+
+    from app.db.queries import fetch_profile
+    from app.inputs import call_model, profile_columns
 
     body = (await client.get(url(client, "recommendations", user_id="1"), params={"k": 20})).json()
     assert body["ranked_by"] == "ranking"
@@ -196,7 +200,16 @@ async def test_list_is_ordered_by_the_exported_rankers_score(
         **{f: tf.constant([catalog[i][f] for i in items]) for f in spec["candidate_features"]},
     }
     ranker = tf.saved_model.load(str(folder / "ranker")).signatures["serving_default"]
-    expected = ranker(**pairs)["score"].numpy()
+    expected = ranker(**pairs)
     served = np.array([item["score"] for item in body["items"]])
-    np.testing.assert_allclose(served, expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(served, expected["score"].numpy(), rtol=1e-5, atol=1e-5)
     assert (np.diff(served) <= 0).all()
+    # The score does not read the ratings (rating_blend 0); the predicted rating does:
+    # the app's own request tensors must give the same ratings as the files' stars.
+    runtime = client.app.state.runtime
+    async with runtime.engine.connect() as conn:
+        profile = await fetch_profile(conn, "1", runtime.settings.serving.max_seen_items)
+    app_pairs = profile_columns(runtime.version, [profile] * n)
+    app_pairs |= {f: pairs[f].numpy() for f in spec["candidate_features"]}
+    app_rating = call_model(runtime.version.ranker_fn, app_pairs)["rating"]
+    np.testing.assert_allclose(app_rating, expected["rating"].numpy(), rtol=1e-5, atol=1e-5)
