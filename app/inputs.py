@@ -35,11 +35,9 @@ def profile_columns(version: ModelVersion, profiles: list[UserProfile]) -> dict[
 
 def _ratings(profiles: list[UserProfile], length: int, dtype: str) -> np.ndarray:
     """[profiles, length] ratings of the history slots; NaN for none and for padding."""
-    rows = np.full((len(profiles), length), np.nan, dtype=dtype)
-    for row, profile in enumerate(profiles):
-        values = [np.nan if r is None else r for r in profile.history_ratings[:length]]
-        rows[row, : len(values)] = values
-    return rows
+    nan = [None] * length
+    rows = [(p.history_ratings[:length] + nan)[:length] for p in profiles]
+    return np.array(rows, dtype=np.float64).reshape(len(profiles), length).astype(dtype)
 
 
 def call_model(fn, columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:  # type: ignore[no-untyped-def]

@@ -7,21 +7,23 @@ thread that already ran retrieval.
 import numpy as np
 
 from app.artifacts import ModelVersion
-from app.db.queries import UserProfile
-from app.inputs import Hit, call_model, profile_columns
+from app.inputs import Hit, call_model
 
 
 def rank(
     version: ModelVersion,
-    profiles: list[UserProfile],
+    users: dict[str, np.ndarray],
     candidates: list[list[Hit]],
     ks: list[int],
 ) -> list[list[Hit]]:
-    """Per request: its candidates ordered by the ranker's score, best first, top k."""
+    """Per request: its candidates ordered by the ranker's score, best first, top k.
+
+    `users` holds the requests' query-side inputs (`profile_columns`, one row per request),
+    the same tensors the query tower already ran on.
+    """
     counts = [len(c) for c in candidates]
     if not sum(counts):
         return [[] for _ in candidates]
-    users = profile_columns(version, profiles)
     pairs = {name: np.repeat(values, counts, axis=0) for name, values in users.items()}
     items = [hit.item_id for hits in candidates for hit in hits]
     for name in version.manifest["feature_spec"]["candidate_features"]:

@@ -84,12 +84,13 @@ class QueryBatcher:
 def search_group(version: ModelVersion, group: list[_Pending]) -> list[list[Hit]]:
     """Runs in a worker thread: one query-tower call and one ScaNN search for the group,
     then (when the version has a ranker) one ranker call over all retrieved pairs."""
-    embeddings = embed_profiles(version, [p.profile for p in group])
+    users = profile_columns(version, [p.profile for p in group])
+    embeddings = call_model(version.query_fn, users)["embedding"]
     if version.ranker_fn is None:
         return search_embeddings(version, embeddings, group)
     wide = [dataclasses.replace(p, k=max(p.k, version.ranking_candidates)) for p in group]
     candidates = search_embeddings(version, embeddings, wide)
-    return rank(version, [p.profile for p in group], candidates, [p.k for p in group])
+    return rank(version, users, candidates, [p.k for p in group])
 
 
 def search_embeddings(
@@ -142,8 +143,3 @@ def _filter(version: ModelVersion, rows: np.ndarray, scores: np.ndarray, p: _Pen
             if len(hits) == p.k:
                 break
     return hits
-
-
-def embed_profiles(version: ModelVersion, profiles: list[UserProfile]) -> np.ndarray:
-    """Raw features -> [batch_size, embedding_dim] through the exported query tower."""
-    return call_model(version.query_fn, profile_columns(version, profiles))["embedding"]

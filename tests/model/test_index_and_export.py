@@ -16,7 +16,8 @@ from scann import scann_ops_pybind
 
 from app.artifacts import ArtifactError, ModelVersion, load_live
 from app.db.queries import UserProfile
-from app.retrieval import _Pending, embed_profiles, search_embeddings, search_group
+from app.inputs import call_model, profile_columns
+from app.retrieval import _Pending, search_embeddings, search_group
 from app.settings import ArtifactSettings, Settings
 from models import features as F
 from tests.versions import bare_version
@@ -268,7 +269,7 @@ def profiles() -> list[UserProfile]:
 
 def test_app_embeddings_match_the_trained_tower(live: ModelVersion, model) -> None:
     # The app pads, truncates and fills missing values from the manifest alone.
-    served = embed_profiles(live, profiles())
+    served = call_model(live.query_fn, profile_columns(live, profiles()))["embedding"]
     np.testing.assert_allclose(served, model.query_tower(raw_queries()).numpy(), atol=1e-6)
 
 

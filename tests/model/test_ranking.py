@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from app.artifacts import ModelVersion
 from app.db.queries import UserProfile
-from app.inputs import Hit
+from app.inputs import Hit, profile_columns
 from app.ranking import rank
 from models import features as F
 from models.layers import RatingHistorySummary
@@ -119,7 +119,7 @@ def test_app_rank_orders_candidates_by_the_ranker_score(trained, tmp_path: Path)
     version = _version(catalog, config, fn)
     profile = UserProfile("1", 25, "F", "writer", "10001", ["2", "3"], [1.0, None])
     candidates = [Hit(item_id=i, score=0.0) for i in ("4", "5", "6", "7", "8")]
-    [ranked] = rank(version, [profile], [candidates], [3])
+    [ranked] = rank(version, profile_columns(version, [profile]), [candidates], [3])
     expected = ranker(_pairs_for(catalog, config, profile, [h.item_id for h in candidates]))
     order = np.argsort(-expected["score"].numpy(), kind="stable")[:3]
     assert [h.item_id for h in ranked] == [candidates[i].item_id for i in order]
@@ -166,7 +166,8 @@ def _pairs_for(catalog, config, profile: UserProfile, items: list[str]) -> dict:
 def test_ranking_nothing_returns_empty_lists(trained) -> None:
     catalog, _, config, *_ = trained
     version = dataclasses.replace(_version(catalog, config, None))
-    assert rank(version, [UserProfile("1", 1, "F", "x", "1")], [[]], [5]) == [[]]
+    users = profile_columns(version, [UserProfile("1", 1, "F", "x", "1")])
+    assert rank(version, users, [[]], [5]) == [[]]
 
 
 def test_rating_history_summary_against_hand_computed_values() -> None:
