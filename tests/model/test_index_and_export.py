@@ -38,15 +38,20 @@ def unit_rows(x: np.ndarray) -> np.ndarray:
     return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
 
 
-@pytest.fixture(scope="module")
-def vectors() -> tuple[np.ndarray, np.ndarray]:
-    """300 items and 100 queries in 16 dims: unit rows around 12 centres, like a trained
+def clustered(n_items: int, n_queries: int) -> tuple[np.ndarray, np.ndarray]:
+    """Items and queries in 16 dims: unit rows around 12 centres, like a trained
     normalized tower (isotropic noise has no structure for partitioning to use)."""
     rng = np.random.default_rng(0)
     centres = rng.normal(size=(12, 16))
-    items = centres[rng.integers(12, size=300)] + 0.5 * rng.normal(size=(300, 16))
-    queries = centres[rng.integers(12, size=100)] + 0.5 * rng.normal(size=(100, 16))
+    items = centres[rng.integers(12, size=n_items)] + 0.5 * rng.normal(size=(n_items, 16))
+    queries = centres[rng.integers(12, size=n_queries)] + 0.5 * rng.normal(size=(n_queries, 16))
     return unit_rows(items), unit_rows(queries)
+
+
+@pytest.fixture(scope="module")
+def vectors() -> tuple[np.ndarray, np.ndarray]:
+    """300 items and 100 queries."""
+    return clustered(300, 100)
 
 
 def test_brute_force_index_equals_the_numpy_oracle(vectors) -> None:
@@ -387,10 +392,7 @@ def test_served_search_keeps_the_index_recall(vectors, config: IndexConfig) -> N
 def test_deep_requests_keep_recall_at_serving_depth(config: IndexConfig) -> None:
     """The ranker asks for 100 unseen items, not 10: the exact re-rank must grow with the
     request, or hashing's rough scores drop true neighbours (recall@100 was 0.83-0.96)."""
-    rng = np.random.default_rng(0)
-    centres = rng.normal(size=(12, 16))
-    items = unit_rows(centres[rng.integers(12, size=5000)] + 0.5 * rng.normal(size=(5000, 16)))
-    queries = unit_rows(centres[rng.integers(12, size=50)] + 0.5 * rng.normal(size=(50, 16)))
+    items, queries = clustered(5000, 50)
     exclude = frozenset(str(i) for i in range(1, 40, 2))
     scores = queries @ items.T
     scores[:, 1:40:2] = -np.inf

@@ -135,9 +135,15 @@ def test_candidate_probability_is_the_items_share_of_training_examples() -> None
     np.testing.assert_allclose(split.train[F.CANDIDATE_PROBABILITY], expected, rtol=1e-6)
 
 
-def test_history_ratings_follow_the_history_with_nan_for_none_and_padding() -> None:
+def rated_catalog() -> Catalog:
+    """catalog() with ratings; b has none for u1."""
     data = catalog()
     data.ratings = {"u1": [5.0, None, 2.0, 4.0], "u2": [1.0, 3.0, 4.0], "u3": [2.0]}
+    return data
+
+
+def test_history_ratings_follow_the_history_with_nan_for_none_and_padding() -> None:
+    data = rated_catalog()
     split = leave_last_out(data, history_length=2)
     as_lists = [[None if np.isnan(r) else r for r in row] for row in split.train[F.HISTORY_RATINGS]]
     assert as_lists == [
@@ -163,8 +169,7 @@ def test_without_ratings_every_history_rating_is_nan() -> None:
 def test_served_profiles_hold_what_training_held_out_with(holdout: str) -> None:
     """The profiles the served evaluation sends through the app carry the same history
     and history ratings as the held-out queries the model is trained to answer."""
-    data, length = catalog(), 2
-    data.ratings = {"u1": [5.0, None, 2.0, 4.0], "u2": [1.0, 3.0, 4.0], "u3": [2.0]}
+    data, length = rated_catalog(), 2
     split = leave_last_out(data, history_length=length, holdout=holdout)
     profiles = served_profiles(data, split)
     assert [p.user_id for p in profiles] == split.test_users
