@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from app import reference
 from app.artifacts import load_live
 from app.db.engine import create_engine, safe_url
 from app.deps import Runtime
@@ -22,9 +23,10 @@ log = logging.getLogger("app")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
+    config = settings or get_settings()
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        config = settings or get_settings()
         logging.basicConfig(level=config.log_level.upper())
         # Fails fast (and the process exits) when no usable version is published.
         version = await asyncio.to_thread(
@@ -46,6 +48,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="recsys", version="0.1.0", lifespan=lifespan)
     install_error_handlers(app)
     app.include_router(router)
+    if config.serving.reference_route:
+        app.include_router(reference.router)
     return app
 
 

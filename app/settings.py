@@ -57,6 +57,9 @@ class ServingSettings(BaseSettings):
     max_seen_items: int = Field(default=2000, ge=1)
     max_user_id_length: int = Field(default=64, ge=1)
     max_k: int = Field(default=100, ge=1)
+    # GET /bench/reference: a fixed 10-item list, no database, no model; `recsys bench
+    # serve` turns it on to measure what the framework itself allows on this machine.
+    reference_route: bool = False
 
 
 class Settings(BaseSettings):

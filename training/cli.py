@@ -22,8 +22,12 @@ db_cli = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_he
 data_cli = typer.Typer(
     help="MovieLens 100K: fetch and load into the database.", no_args_is_help=True
 )
+bench_cli = typer.Typer(
+    help="Benchmarks: the served API under load, the ScaNN index at scale.", no_args_is_help=True
+)
 cli.add_typer(db_cli, name="db")
 cli.add_typer(data_cli, name="data")
+cli.add_typer(bench_cli, name="bench")
 
 MovieLensDir = Annotated[
     Path | None,
@@ -232,6 +236,59 @@ def serve(
         log_level=get_settings().log_level,
         proxy_headers=True,
     )
+
+
+def _int_list(raw: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in raw.split(",") if v.strip())
+    except ValueError:
+        raise typer.BadParameter(f"expected comma-separated integers, got {raw!r}") from None
+    if not values or min(values) < 1:
+        raise typer.BadParameter("expected at least one positive integer")
+    return values
+
+
+@bench_cli.command("serve")
+def bench_serve(
+    database: Annotated[
+        list[str] | None,
+        typer.Option(help="Database URL to serve from; repeat to compare (default: configured)."),
+    ] = None,
+    workers: Annotated[int, typer.Option(min=1, help="uvicorn worker processes.")] = 1,
+    connections: Annotated[
+        str, typer.Option(help="Comma-separated concurrent connections, one run each.")
+    ] = "1,32",
+    duration: Annotated[float, typer.Option(min=1, help="Seconds per run.")] = 15.0,
+    warmup: Annotated[float, typer.Option(min=0, help="Untimed seconds per endpoint.")] = 3.0,
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="Write every figure here.")
+    ] = None,
+) -> None:
+    """Serve the live version with uvicorn and drive it with wrk: req/s, p50/p95/p99 and
+    errors per endpoint, each beside a bare reference route measured in the same run."""
+    import json
+
+    from training.bench.serve import Plan, run_bench
+    from training.bench.server import ServerError
+    from training.bench.wrk import LoadGeneratorError
+
+    settings = get_settings()
+    plan = Plan(
+        databases=database or [settings.database.url],
+        artifacts_dir=settings.artifacts.dir.resolve(),
+        workers=workers,
+        connections=_int_list(connections),
+        seconds=duration,
+        warmup_seconds=warmup,
+    )
+    try:
+        report = run_bench(plan, console)
+    except (ServerError, LoadGeneratorError, RuntimeError) as exc:
+        raise _fail(str(exc)) from None
+    if json_path:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(report, indent=2) + "\n")
+        console.print(f"figures: {json_path}")
 
 
 def main() -> None:
