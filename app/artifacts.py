@@ -1,19 +1,20 @@
-"""The artifact registry: find the live version, verify it, load it fully, hand it out.
+"""Load a published version: find it, verify it, load it fully, then hand it out.
 
-A version is loaded completely (manifest, checksums, SavedModel, ScaNN index, id map)
-before it becomes visible; the app holds one reference and swaps it in one assignment.
+A version is loaded completely (manifest, checksums, SavedModel, ScaNN index, item
+vectors, metadata) before it becomes visible; the app holds one reference and swaps it in
+one assignment.
 """
 
 import hashlib
 import json
 import logging
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from app.db.queries import PROFILE_ATTRIBUTES
+from app.version import ItemMetadata, ModelVersion, Ranking
 
 log = logging.getLogger(__name__)
 
@@ -23,29 +24,6 @@ MANIFEST = "manifest.json"
 
 class ArtifactError(RuntimeError):
     """No usable version: the message says which file and what to do."""
-
-
-@dataclass(frozen=True)
-class ModelVersion:
-    version: str
-    manifest: dict[str, Any]
-    query_fn: Any  # the SavedModel's serving signature
-    searcher: Any  # scann_ops_pybind.ScannSearcher
-    item_ids: np.ndarray  # row in the index -> item id (str)
-    popular: list[dict[str, Any]]
-    inputs: dict[str, str]  # serving signature input name -> dtype
-    history_feature: str
-    history_length: int
-    history_pad: str
-    leaves: int  # ScaNN partitions; searching all of them is exhaustive
-    reorder: int  # candidates ScaNN re-scores exactly; never ask for fewer
-    reorder_multiplier: float = 1.0  # ... nor fewer than this many per requested result
-    # Ratings parallel to the history (NaN where none); None for versions without it.
-    history_ratings_feature: str | None = None
-    # The second stage, when the version has one: pairs in, "score" and "rating" out.
-    ranker_fn: Any = None
-    ranking_candidates: int = 0  # retrieved items handed to the ranker per request
-    candidate_features: dict[str, dict[str, str]] = field(default_factory=dict)  # raw, by id
 
 
 def live_version_name(artifacts_dir: Path) -> str:
@@ -58,66 +36,99 @@ def live_version_name(artifacts_dir: Path) -> str:
     return pointer.read_text().strip()
 
 
+def load_live(artifacts_dir: Path, *, verify: bool = True) -> ModelVersion:
+    return load_version(artifacts_dir, live_version_name(artifacts_dir), verify=verify)
+
+
 def load_version(artifacts_dir: Path, version: str, *, verify: bool = True) -> ModelVersion:
     folder = artifacts_dir / version
     manifest = _read_json(folder / MANIFEST)
     if verify:
         verify_checksums(folder, manifest.get("files", {}))
     try:
-        spec = manifest["feature_spec"]
-        inputs = {name: str(v["dtype"]) for name, v in spec["inputs"].items()}
-        shape = (spec["signature"], spec["history_feature"], int(spec["history_length"]))
-        leaves = int(manifest["index"]["num_leaves"])
-        reorder = int(manifest["index"].get("reorder_num_neighbors", 0))
-        multiplier = float(manifest["index"].get("reorder_multiplier", 1.0))
-    except (KeyError, TypeError, ValueError) as exc:
+        spec, index, serving = manifest["feature_spec"], manifest["index"], manifest["serving"]
+        item_ids = np.array(_read_json(folder / "item_ids.json"), dtype=object)
+        fields: dict[str, Any] = {
+            "inputs": {name: str(v["dtype"]) for name, v in spec["inputs"].items()},
+            "history_feature": spec["history_feature"],
+            "history_length": int(spec["history_length"]),
+            "history_pad": str(spec.get("history_pad", "")),
+            "history_ratings_feature": spec.get("history_ratings_feature"),
+            "leaves": int(index["num_leaves"]),
+            "reorder": int(index.get("reorder_num_neighbors", 0)),
+            "reorder_multiplier": float(index.get("reorder_multiplier", 1.0)),
+        }
+    except KeyError as exc:
         raise ArtifactError(
-            f"{folder / MANIFEST}: incomplete feature or index spec ({exc})"
+            f"{folder / MANIFEST}: no {exc} in the manifest; a version exported before "
+            "precomputed item vectors (item_vectors/, metadata.jsonl) cannot be served by "
+            "this release: run `recsys train` to export a new one"
         ) from None
-    check_inputs(folder / MANIFEST, spec, ranked="ranker" in manifest)
-    item_ids = np.array(_read_json(folder / "item_ids.json"), dtype=object)
+    except (TypeError, ValueError) as exc:
+        raise ArtifactError(
+            f"{folder / MANIFEST}: malformed feature, index or serving spec ({exc}): "
+            "run `recsys train` to export a new version"
+        ) from None
+    check_inputs(folder / MANIFEST, spec)
     try:
-        query_fn = _load_saved_model(folder / "query_tower", shape[0])
+        query = _load_saved_model(folder / "query_tower")
         searcher = _load_searcher(folder / "candidate_index")
-        ranker = manifest.get("ranker")
-        ranker_fn = _load_saved_model(folder / "ranker", shape[0]) if ranker else None
-    except Exception as exc:  # TF and ScaNN raise many types for a damaged file
+        ranking = _ranking(folder, manifest, query, len(item_ids))
+    except ArtifactError:
+        raise
+    except Exception as exc:  # TF, ScaNN and numpy raise many types for a damaged file
         raise ArtifactError(f"{folder}: cannot load model files: {exc}") from exc
+    metadata = ItemMetadata((folder / serving["metadata"]).read_bytes())
+    if len(metadata) != len(item_ids):
+        raise ArtifactError(
+            f"{folder / serving['metadata']}: {len(metadata)} rows, expected {len(item_ids)}"
+        )
     log.info("loaded model version %s (%d items)", version, len(item_ids))
     return ModelVersion(
         version=version,
         manifest=manifest,
-        query_fn=query_fn,
+        query_fn=query.signatures["serving_default"],
         searcher=searcher,
         item_ids=item_ids,
         popular=_read_json(folder / "popular.json"),
-        inputs=inputs,
-        history_feature=shape[1],
-        history_length=shape[2],
-        history_pad=str(spec.get("history_pad", "")),
-        history_ratings_feature=spec.get("history_ratings_feature"),
-        leaves=leaves,
-        reorder=reorder,
-        reorder_multiplier=multiplier,
-        ranker_fn=ranker_fn,
-        ranking_candidates=int(ranker["candidates"]) if ranker else 0,
-        candidate_features=_read_json(folder / "items.json") if ranker else {},
+        ranking=ranking,
+        metadata=metadata,
+        row_of={item: row for row, item in enumerate(item_ids.tolist())},
+        **fields,
     )
 
 
-def load_live(artifacts_dir: Path, *, verify: bool = True) -> ModelVersion:
-    return load_version(artifacts_dir, live_version_name(artifacts_dir), verify=verify)
+def _ranking(folder: Path, manifest: dict, query: Any, items: int) -> Ranking | None:
+    ranker = manifest.get("ranker")
+    if not ranker:
+        return None
+    files = manifest["serving"]["item_vectors"]
+    blend = float(ranker.get("rating_blend", 0.0))
+    ranking = Ranking(
+        candidates=int(ranker["candidates"]),
+        item_vectors=_vectors(folder, files["ranking"]["file"], items),
+        rating_blend=blend,
+        rating_mean=float(ranker.get("rating_mean", 0.0)),
+        # The rating head crosses user and item: loaded only when the score reads it.
+        rating_fn=query.signatures["rating"] if blend else None,
+        rating_items=_vectors(folder, files["rating_item"]["file"], items) if blend else None,
+    )
+    return ranking
 
 
-def check_inputs(manifest: Path, spec: dict[str, Any], *, ranked: bool) -> None:
-    """Refuse, at load time, a version whose models need an input this app cannot build
-    (a feature added after this app was released): better than failing every request."""
-    query = {*PROFILE_ATTRIBUTES, spec["history_feature"], spec.get("history_ratings_feature")}
-    needed = set(spec["inputs"])
-    if ranked:
-        query |= set(spec.get("candidate_features", []))
-        needed |= set(spec.get("ranker_inputs", {}))
-    unknown = sorted(needed - query)
+def _vectors(folder: Path, relative: str, items: int) -> np.ndarray:
+    # Memory-mapped: several workers on one host share the page cache, not copies.
+    vectors = np.load(folder / relative, mmap_mode="r")
+    if vectors.ndim != 2 or len(vectors) != items:
+        raise ArtifactError(f"{folder / relative}: shape {vectors.shape}, expected {items} rows")
+    return np.asarray(vectors)  # a plain view of the mapping: no memmap subclass per slice
+
+
+def check_inputs(manifest: Path, spec: dict[str, Any]) -> None:
+    """Refuse, at load time, a version whose query side needs an input this app cannot
+    build (a feature added after this app was released): better than failing every request."""
+    known = {*PROFILE_ATTRIBUTES, spec["history_feature"], spec.get("history_ratings_feature")}
+    unknown = sorted(set(spec["inputs"]) - known)
     if unknown:
         raise ArtifactError(
             f"{manifest}: the models need inputs this app cannot build ({', '.join(unknown)}); "
@@ -132,8 +143,16 @@ def verify_checksums(folder: Path, expected: dict[str, str]) -> None:
         path = folder / relative
         if not path.is_file():
             raise ArtifactError(f"{path}: listed in the manifest but missing")
-        if hashlib.sha256(path.read_bytes()).hexdigest() != digest:
+        if _sha256(path) != digest:
             raise ArtifactError(f"{path}: checksum does not match the manifest (corrupt file)")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        while chunk := file.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _read_json(path: Path) -> Any:
@@ -145,13 +164,25 @@ def _read_json(path: Path) -> Any:
         raise ArtifactError(f"{path}: not valid JSON ({exc})") from None
 
 
-def _load_saved_model(path: Path, signature: str) -> Any:
+def _load_saved_model(path: Path) -> Any:
     import tensorflow as tf  # heavy: imported when a version is loaded, not with the app
 
-    return tf.saved_model.load(str(path)).signatures[signature]
+    return tf.saved_model.load(str(path))
 
 
 def _load_searcher(path: Path) -> Any:
     from scann import scann_ops_pybind
 
     return scann_ops_pybind.load_searcher(str(path))
+
+
+def configure_tensorflow(intra_op: int, inter_op: int) -> None:
+    """Size TensorFlow's thread pools; only possible before its runtime starts, so a
+    second app in the same process (tests) keeps the first one's setting."""
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(intra_op)
+        tf.config.threading.set_inter_op_parallelism_threads(inter_op)
+    except RuntimeError:
+        log.debug("TensorFlow already initialised; thread pools left as they are")

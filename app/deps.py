@@ -1,28 +1,15 @@
-"""Typed dependencies: routes receive the process's runtime objects through these."""
+"""How routes reach the process's runtime objects.
 
-from dataclasses import dataclass
-from typing import Annotated
+A plain function of the request, not a FastAPI dependency: the hot routes take
+`request: Request` (which FastAPI passes without solving anything) and call this,
+saving each request the dependency machinery's work.
+"""
 
-from fastapi import Depends, Request
-from sqlalchemy.ext.asyncio import AsyncEngine
+from fastapi import Request
 
-from app.artifacts import ModelVersion
-from app.retrieval import QueryBatcher
-from app.settings import Settings
-
-
-@dataclass
-class Runtime:
-    """What the lifespan builds once: swapped as a whole, never mutated piecemeal."""
-
-    settings: Settings
-    engine: AsyncEngine
-    batcher: QueryBatcher
-    version: ModelVersion
+from app.runtime import Runtime
 
 
-def get_runtime(request: Request) -> Runtime:
-    return request.app.state.runtime
-
-
-RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+def runtime_of(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime

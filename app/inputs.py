@@ -1,17 +1,9 @@
 """Model inputs built from request data, exactly as the manifest's signatures name them."""
 
-from dataclasses import dataclass
-
 import numpy as np
 
-from app.artifacts import ModelVersion
 from app.db.queries import UserProfile
-
-
-@dataclass(frozen=True)
-class Hit:
-    item_id: str
-    score: float
+from app.version import ModelVersion
 
 
 def profile_columns(version: ModelVersion, profiles: list[UserProfile]) -> dict[str, np.ndarray]:

@@ -1,38 +1,55 @@
-"""The second stage: the exported ranker re-orders each request's retrieved candidates.
+"""The second stage: re-order each request's retrieved candidates, as numpy.
 
-All pairs of a batch of requests go through the SavedModel in one call, in the worker
-thread that already ran retrieval.
+The ranker's relevance score is a dot product of a per-user vector (from the one
+query-side TensorFlow call of the micro-batch) with per-item vectors computed at export,
+so ranking 100 candidates is a gather and a batched matrix product. Only a rating blend
+(a part that truly crosses user and item) calls TensorFlow again, on the candidates only.
 """
 
 import numpy as np
 
-from app.artifacts import ModelVersion
-from app.inputs import Hit, call_model
+from app.candidates import Candidates
+from app.inputs import call_model
+from app.version import Ranking
 
 
 def rank(
-    version: ModelVersion,
-    users: dict[str, np.ndarray],
-    candidates: list[list[Hit]],
-    ks: list[int],
-) -> list[list[Hit]]:
+    ranking: Ranking, users: dict[str, np.ndarray], candidates: list[Candidates], ks: list[int]
+) -> list[Candidates]:
     """Per request: its candidates ordered by the ranker's score, best first, top k.
 
-    `users` holds the requests' query-side inputs (`profile_columns`, one row per request),
-    the same tensors the query tower already ran on.
+    `users` holds the query signature's outputs for the batch, one row per request.
     """
-    counts = [len(c) for c in candidates]
-    if not sum(counts):
-        return [[] for _ in candidates]
-    pairs = {name: np.repeat(values, counts, axis=0) for name, values in users.items()}
-    items = [hit.item_id for hits in candidates for hit in hits]
-    for name in version.manifest["feature_spec"]["candidate_features"]:
-        pairs[name] = np.array([version.candidate_features[i][name] for i in items], dtype=object)
-    scores = call_model(version.ranker_fn, pairs)["score"]
-    ranked, start = [], 0
-    for hits, k in zip(candidates, ks, strict=True):
-        block = scores[start : start + len(hits)]
-        order = np.argsort(-block, kind="stable")[:k]
-        ranked.append([Hit(item_id=hits[i].item_id, score=float(block[i])) for i in order])
-        start += len(hits)
+    counts = np.array([len(rows) for rows, _ in candidates])
+    width = int(counts.max(initial=0))
+    if width == 0:
+        return [(rows, scores) for rows, scores in candidates]
+    valid = np.arange(width)[None, :] < counts[:, None]
+    rows = np.zeros((len(candidates), width), dtype=np.int64)
+    rows[valid] = np.concatenate([r for r, _ in candidates])
+    items = ranking.item_vectors[rows]  # [requests, width, dim]
+    scores = np.einsum("rwd,rd->rw", items, users["ranking"])
+    if ranking.rating_blend:
+        scores[valid] += ranking.rating_blend * (
+            _ratings(ranking, users, rows, valid) - ranking.rating_mean
+        )
+    scores = np.where(valid, scores, -np.inf)
+    order = np.argsort(-scores, axis=1, kind="stable")
+    ranked = []
+    for i, k in enumerate(ks):
+        top = order[i, : min(k, counts[i])]
+        ranked.append((rows[i, top], scores[i, top]))
     return ranked
+
+
+def _ratings(
+    ranking: Ranking, users: dict[str, np.ndarray], rows: np.ndarray, valid: np.ndarray
+) -> np.ndarray:
+    """The rating head on the valid (user, candidate) pairs only, in one call."""
+    assert ranking.rating_items is not None
+    user_of_pair = np.nonzero(valid)[0]
+    halves = {
+        "rating_user": users["rating_user"][user_of_pair],
+        "rating_item": np.asarray(ranking.rating_items[rows[valid]]),
+    }
+    return call_model(ranking.rating_fn, halves)["rating"]

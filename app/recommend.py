@@ -1,92 +1,75 @@
-"""Recommendation logic: personalised retrieval, seen-item exclusion, cold-start fallback.
+"""Recommendation logic: personalised lists, seen-item exclusion, cold-start fallback.
 
 Plain functions with keyword-only arguments: the routes call them, a batch job could too.
+Each builds its response schema once (validated once) for the route to serialise.
 """
 
 import logging
-from typing import Literal
+from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine
-
-from app.artifacts import ModelVersion
-from app.db.queries import UserProfile, fetch_items, fetch_profile
+from app.db.queries import UserProfile
 from app.errors import DATABASE_ERRORS, NotFoundError
-from app.inputs import Hit
-from app.retrieval import QueryBatcher
-from app.schemas import FeatureResponse, RecommendationsResponse, RecommendedItem, UserFeature
+from app.runtime import Runtime
+from app.schemas import FeatureResponse, RecommendationsResponse, UserFeature
+from app.serving import RecommendRequest
+from app.version import ModelVersion
 
 log = logging.getLogger(__name__)
 
 
 async def recommend(
-    *,
-    engine: AsyncEngine,
-    batcher: QueryBatcher,
-    version: ModelVersion,
-    user_id: str,
-    k: int,
-    with_metadata: bool,
-    include_seen: bool,
-    max_seen: int,
+    *, runtime: Runtime, user_id: str, k: int, with_metadata: bool, include_seen: bool
 ) -> RecommendationsResponse:
+    version = runtime.version  # the version this request finishes on, even across a swap
     try:
-        async with engine.connect() as conn:
-            profile = await fetch_profile(conn, user_id, max_seen)
+        profile = await runtime.profiles.submit(user_id)
     except DATABASE_ERRORS as exc:
         # Still answer: a popular list beats an error page while the database recovers.
         log.warning("serving popular items to %r: database unavailable (%s)", user_id, exc)
-        return _fallback(version, user_id, k, "database_unavailable")
+        return _popular(version, user_id, k, "database_unavailable", with_metadata)
     if profile is None:
-        response = _fallback(version, user_id, k, "unknown_user")
-    else:
-        exclude = frozenset() if include_seen else frozenset(profile.history)
-        hits = await batcher.search(version, profile, k=k, exclude=exclude)
-        response = _response(version, user_id, hits, fallback_reason=None)
-        if not profile.history:
-            response.fallback_reason = "no_history"
-    if with_metadata:
-        await _add_metadata(engine, response.items)
-    return response
-
-
-def _fallback(version: ModelVersion, user_id: str, k: int, reason: str) -> RecommendationsResponse:
-    hits = [Hit(item_id=p["id"], score=float(p["score"])) for p in version.popular[:k]]
-    return _response(version, user_id, hits, fallback_reason=reason)
-
-
-def _response(
-    version: ModelVersion, user_id: str, hits: list[Hit], *, fallback_reason: str | None
-) -> RecommendationsResponse:
-    personal = fallback_reason is None
+        return _popular(version, user_id, k, "unknown_user", with_metadata)
+    exclude = () if include_seen else profile.history
+    ranked = await runtime.models.submit((version, RecommendRequest(profile, k, exclude)))
+    pairs = zip(ranked.rows.tolist(), ranked.scores.tolist(), strict=True)
+    items = [_item(version, row, score, with_metadata) for row, score in pairs]
     return RecommendationsResponse(
         user_id=user_id,
-        items=[RecommendedItem(id=h.item_id, score=round(h.score, 6)) for h in hits],
+        items=items,  # type: ignore[arg-type]
         model_version=version.version,
-        ranked_by=_ranked_by(version) if personal else "popularity",
-        fallback=not personal,
-        fallback_reason=fallback_reason,  # type: ignore[arg-type]
+        ranked_by="retrieval" if version.ranking is None else "ranking",
+        fallback=False,
+        fallback_reason=None if profile.history else "no_history",
     )
 
 
-def _ranked_by(version: ModelVersion) -> Literal["ranking", "retrieval"]:
-    return "ranking" if version.ranker_fn is not None else "retrieval"
+def _item(version: ModelVersion, row: int, score: float, with_metadata: bool) -> dict[str, Any]:
+    item = {"id": version.item_ids[row], "score": round(score, 6)}
+    if with_metadata and version.metadata is not None:
+        item.update(version.metadata.get(row))
+    return item
 
 
-async def _add_metadata(engine: AsyncEngine, items: list[RecommendedItem]) -> None:
-    async with engine.connect() as conn:
-        catalog = await fetch_items(conn, [item.id for item in items])
-    for item in items:
-        row = catalog.get(item.id)
-        if row:
-            item.title = row["title"]
-            item.genres = [g for g in (row["genres"] or "").split("|") if g]
-            item.release_date = row["release_date"]
-            item.url = row["url"]
+def _popular(
+    version: ModelVersion, user_id: str, k: int, reason: str, with_metadata: bool
+) -> RecommendationsResponse:
+    items = []
+    for entry in version.popular[:k]:
+        row = version.row_of.get(entry["id"])
+        if row is not None:
+            items.append(_item(version, row, float(entry["score"]), with_metadata))
+    return RecommendationsResponse(
+        user_id=user_id,
+        items=items,  # type: ignore[arg-type]
+        model_version=version.version,
+        ranked_by="popularity",
+        fallback=True,
+        fallback_reason=reason,  # type: ignore[arg-type]
+    )
 
 
-async def user_features(*, engine: AsyncEngine, user_id: str, limit: int) -> FeatureResponse:
-    async with engine.connect() as conn:
-        profile: UserProfile | None = await fetch_profile(conn, user_id, limit)
+async def user_features(*, runtime: Runtime, user_id: str) -> FeatureResponse:
+    profile: UserProfile | None = await runtime.profiles.submit(user_id)
     if profile is None:
         raise NotFoundError(f"user {user_id!r} not found")
     return FeatureResponse(feature=[UserFeature(histories=profile.history, **profile.attributes())])

@@ -1,12 +1,18 @@
-"""HTTP routes: parse, call one service function, return a response schema."""
+"""HTTP routes: parse, call one service function, return a response schema.
+
+Responses are serialised once by pydantic-core (the schema was validated when the
+service built it) and returned as bytes, so FastAPI does not validate them again.
+"""
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Request, Response
+from pydantic import BaseModel
 from sqlalchemy import text
 
+from app import metrics
 from app import recommend as service
-from app.deps import RuntimeDep
+from app.deps import runtime_of
 from app.errors import DATABASE_ERRORS
 from app.schemas import ErrorResponse, FeatureResponse, HealthResponse, RecommendationsResponse
 
@@ -21,6 +27,10 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+def json(body: BaseModel) -> Response:
+    return Response(body.model_dump_json(exclude_none=True), media_type="application/json")
+
+
 @router.get(
     "/recommendations/{user_id}",
     response_model=RecommendationsResponse,
@@ -29,7 +39,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 )
 async def recommendations(
     user_id: UserId,
-    runtime: RuntimeDep,
+    request: Request,
     k: Annotated[int, Query(ge=1, le=100, description="How many items.")] = 10,
     return_metadata: Annotated[
         bool, Query(alias="returnMetadata", description="Add title, genres, release date.")
@@ -37,17 +47,15 @@ async def recommendations(
     include_seen: Annotated[
         bool, Query(alias="includeSeen", description="Allow items the user already had.")
     ] = False,
-) -> RecommendationsResponse:
-    return await service.recommend(
-        engine=runtime.engine,
-        batcher=runtime.batcher,
-        version=runtime.version,
+) -> Response:
+    body = await service.recommend(
+        runtime=runtime_of(request),
         user_id=user_id,
         k=k,
         with_metadata=return_metadata,
         include_seen=include_seen,
-        max_seen=runtime.settings.serving.max_seen_items,
     )
+    return json(body)
 
 
 @router.get(
@@ -55,16 +63,15 @@ async def recommendations(
     response_model=FeatureResponse,
     responses={**ERRORS, 404: {"model": ErrorResponse}, 503: {"model": ErrorResponse}},
 )
-async def feature(user_id: UserId, runtime: RuntimeDep) -> FeatureResponse:
-    return await service.user_features(
-        engine=runtime.engine, user_id=user_id, limit=runtime.settings.serving.max_seen_items
-    )
+async def feature(user_id: UserId, request: Request) -> Response:
+    return json(await service.user_features(runtime=runtime_of(request), user_id=user_id))
 
 
 @router.get("/healthz", response_model=HealthResponse)
-async def healthz(runtime: RuntimeDep) -> HealthResponse:
+async def healthz(request: Request) -> HealthResponse:
     """Liveness and readiness: 200 while a model is loaded. With the database down the
     service still answers (popular items), so that is reported as "degraded", not 503."""
+    runtime = runtime_of(request)
     database = "ok"
     try:
         async with runtime.engine.connect() as conn:
@@ -76,3 +83,9 @@ async def healthz(runtime: RuntimeDep) -> HealthResponse:
         model_version=runtime.version.version,
         database=database,  # type: ignore[arg-type]
     )
+
+
+@router.get("/metrics", include_in_schema=False)
+async def prometheus_metrics() -> Response:
+    payload, content_type = metrics.exposition()
+    return Response(payload, media_type=content_type)

@@ -54,6 +54,8 @@ class RatingHistorySummary(tf.keras.layers.Layer):
     newest, each as stars above `mean` (0 when unknown), and log(1 + count).
     """
 
+    width = 5  # numbers per user
+
     def __init__(self, mean: float, *, recent: int = 5, prior: float = 3.0, **kwargs):
         super().__init__(**kwargs)
         self.mean, self.recent, self.prior = mean, recent, prior

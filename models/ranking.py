@@ -53,6 +53,7 @@ class RankingModel(tfrs.Model):
         if base is not None:
             base.trainable = False
         self.base_temperature = base_temperature
+        self.embedding_dim = embedding_dim
         self.boost = boost and base is not None
         self.score_weights = score_weights  # (base, own)
         items = ItemIdEmbedding(vocab.item_ids, F.EMBEDDING_DIMS[F.ITEM_ID])
@@ -126,14 +127,80 @@ class RankingModel(tfrs.Model):
             residual += tf.reduce_sum(self.user_factors(users) * self.item_factors(items), axis=1)
         return self.rating_mean + biases + residual
 
+    def user_vectors(
+        self, features: dict[str, tf.Tensor], base_queries: tf.Tensor | None = None
+    ) -> dict[str, tf.Tensor]:
+        """Raw query features -> everything the ranker needs from the user alone.
+
+        `ranking` [batch_size, ranking_dim]: its dot product with an item's `ranking`
+        vector is the relevance part of the score; `rating_user` [batch_size, user_dim]:
+        the user's half of the rating head's input. `base_queries` (the retrieval model's
+        query embedding, when the caller already has it) saves running that tower twice.
+        """
+        queries = self.query_tower({k: features[k] for k in F.QUERY_FEATURES})
+        base_weight, own_weight = self.score_weights
+        ranking = queries * (own_weight / self.temperature)
+        if self.base is not None and base_weight != 0:
+            if base_queries is None:
+                base_queries = self.base.query_tower({k: features[k] for k in F.QUERY_FEATURES})
+            ranking = tf.concat([ranking, base_queries * (base_weight / self.base_temperature)], 1)
+        users = features[F.USER_ID]
+        parts = [queries]
+        if self.rating_history is not None:
+            parts.append(self.rating_history(features[F.HISTORY_RATINGS]))
+        parts.append(self.user_bias(users))
+        if self.user_factors is not None:
+            parts.append(self.user_factors(users))
+        return {"ranking": ranking, "rating_user": tf.concat(parts, axis=1)}
+
+    def item_vectors(
+        self, features: dict[str, tf.Tensor], base_items: tf.Tensor | None = None
+    ) -> dict[str, tf.Tensor]:
+        """Raw candidate features -> the item's `ranking` vector [batch_size, ranking_dim]
+        and `rating_item` [batch_size, item_dim]: computed once per item at export."""
+        candidates = self.candidate_tower({k: features[k] for k in F.CANDIDATE_FEATURES})
+        ranking = candidates
+        if self.base is not None and self.score_weights[0] != 0:
+            if base_items is None:
+                base_items = self.base.candidate_tower(
+                    {k: features[k] for k in F.CANDIDATE_FEATURES}
+                )
+            ranking = tf.concat([ranking, base_items], axis=1)
+        items = features[F.ITEM_ID]
+        parts = [candidates, self.item_bias(items)]
+        if self.item_factors is not None:
+            parts.append(self.item_factors(items))
+        return {"ranking": ranking, "rating_item": tf.concat(parts, axis=1)}
+
+    def rating_from(self, rating_user: tf.Tensor, rating_item: tf.Tensor) -> tf.Tensor:
+        """The rating head on precomputed halves ([pairs, user_dim], [pairs, item_dim])
+        -> [pairs] predicted rating: the one part of the ranker that crosses user and item."""
+        dim = self.embedding_dim
+        queries, user_rest = rating_user[:, :dim], rating_user[:, dim:]
+        candidates, item_bias = rating_item[:, :dim], rating_item[:, dim : dim + 1]
+        parts = [queries, candidates, queries * candidates]
+        summary = 0 if self.rating_history is None else self.rating_history.width
+        if summary:
+            parts.append(user_rest[:, :summary])
+        x = tf.concat(parts, axis=1)
+        if self.cross is not None:
+            x = self.cross(x)
+        residual = tf.squeeze(self.rating_head(x), axis=1)
+        biases = tf.squeeze(user_rest[:, summary : summary + 1] + item_bias, axis=1)
+        if self.user_factors is not None:
+            user_factors, item_factors = user_rest[:, summary + 1 :], rating_item[:, dim + 1 :]
+            residual += tf.reduce_sum(user_factors * item_factors, axis=1)
+        return self.rating_mean + biases + residual
+
     def call(self, features: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
-        """Raw pair features (each [batch_size]) -> {"score", "rating"}, each [batch_size]."""
-        queries, candidates = self.embed(features)
-        rating = self.predict_rating(features, queries, candidates)
-        query_vectors, item_vectors = self.relevance_vectors(
-            features, queries, candidates, *self.score_weights
-        )
-        relevance = tf.reduce_sum(query_vectors * item_vectors, axis=1)
+        """Raw pair features (each [batch_size]) -> {"score", "rating"}, each [batch_size].
+
+        Composed from the per-user and per-item halves, exactly as the app composes them
+        from the exported query signature and the item vectors precomputed at export.
+        """
+        users, items = self.user_vectors(features), self.item_vectors(features)
+        rating = self.rating_from(users["rating_user"], items["rating_item"])
+        relevance = tf.reduce_sum(users["ranking"] * items["ranking"], axis=1)
         return {
             "score": relevance + self.rating_blend * (rating - self.rating_mean),
             "rating": rating,

@@ -4,17 +4,18 @@ import dataclasses
 
 import numpy as np
 
-from app.artifacts import ModelVersion
+from app.version import ModelVersion
 
 
 def bare_version(**changes) -> ModelVersion:  # type: ignore[no-untyped-def]
-    """No model, no index, no inputs: override the fields the test is about."""
+    """No model, no index, no inputs, no ranking: override the fields the test is about.
+    The id -> row map follows `item_ids`, as the loader builds it, unless given."""
     empty = ModelVersion(
         version="v",
         manifest={},
         query_fn=None,
         searcher=None,
-        item_ids=np.array([]),
+        item_ids=np.array([], dtype=object),
         popular=[],
         inputs={},
         history_feature="history",
@@ -23,4 +24,8 @@ def bare_version(**changes) -> ModelVersion:  # type: ignore[no-untyped-def]
         leaves=1,
         reorder=0,
     )
-    return dataclasses.replace(empty, **changes)
+    version = dataclasses.replace(empty, **changes)
+    if "row_of" in changes:
+        return version
+    row_of = {item: row for row, item in enumerate(version.item_ids.tolist())}
+    return dataclasses.replace(version, row_of=row_of)

@@ -228,12 +228,14 @@ def serve(
     """Serve the live model version over HTTP (uvicorn)."""
     import uvicorn
 
+    settings = get_settings()
     uvicorn.run(
         "app.main:app",
         host=host,
         port=port,
         workers=workers,
-        log_level=get_settings().log_level,
+        log_level=settings.log_level,
+        access_log=settings.serving.access_log,
         proxy_headers=True,
     )
 

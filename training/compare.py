@@ -39,10 +39,8 @@ def run_evaluation(
     for name, result in tuned.items():
         console.print(f"  {name}: {result['params']} -> validation {result['validation']}")
     trained = pipeline.train(catalog, config, console=console)
-    staging, searcher, index_info = pipeline.stage(settings, trained)
-    own = pipeline.evaluate_version(
-        settings, trained, staging, searcher, console=Console(quiet=True)
-    )
+    staged = pipeline.stage(settings, trained)
+    own = pipeline.evaluate_version(settings, trained, staged, console=Console(quiet=True))
     split = trained.split
     methods = {
         "two-stage (served)": own["metrics"]["served"],
@@ -91,8 +89,8 @@ def run_evaluation(
         "methods": methods,
     }
     own["comparison"] = {name: _headline(entry) for name, entry in methods.items()}
-    pipeline.finish_manifest(staging, trained, index_info, own)
-    folder = pipeline.publish_staged(settings, staging, make_live=publish)
+    pipeline.finish_manifest(staged, trained, own)
+    folder = pipeline.publish_staged(settings, staged.folder, make_live=publish)
     result["protocol"]["seconds"] = round(time.monotonic() - started, 1)
     result["version"] = folder.name
     report.print_table(console, result)

@@ -118,6 +118,16 @@ def item_features(item: dict) -> dict:
     }
 
 
+def item_metadata(item: dict) -> dict:
+    """The catalog fields /recommendations?returnMetadata=true answers with."""
+    return {
+        "title": item["title"],
+        "genres": [g for g in (item["genres"] or "").split(F.GENRE_SEPARATOR) if g],
+        "release_date": item["release_date"],
+        "url": item.get("url"),
+    }
+
+
 def leave_last_out(catalog: Catalog, history_length: int, holdout: Holdout = "test") -> Split:
     train_rows: list[dict] = []
     test_rows: list[dict] = []

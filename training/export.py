@@ -1,4 +1,5 @@
-"""Export a trained version: query-tower SavedModel, ScaNN index, id map, manifest.
+"""Export a trained version: query-side SavedModel, precomputed item vectors, ScaNN index,
+item metadata, id map, manifest.
 
 Everything is written into a staging folder next to the live ones and published with
 one atomic rename, then the LIVE pointer is replaced atomically: a reader sees the old
@@ -23,22 +24,89 @@ LIVE_POINTER = "LIVE"
 MANIFEST = "manifest.json"
 
 
-class QueryServing(tf.Module):
-    """The serving signature: raw user features in, `embedding` out."""
+class QuerySide(tf.Module):
+    """What the app runs for a version: signatures over raw features.
 
-    def __init__(self, tower: tf.keras.Model, history_length: int):
+    - `serving_default`: raw user features -> `embedding` (the retrieval query) and, with a
+      ranker, `ranking` (dotted with an item's ranking vector: the relevance score) and
+      `rating_user` (the user's half of the rating head's input);
+    - `items`: raw item features -> `embedding`, `ranking`, `rating_item`; run over the
+      whole catalog once at export, so the app only reads the results;
+    - `rating` (with a ranker): (rating_user, rating_item) -> `rating`, the one part of
+      the ranker that crosses user and item features.
+    """
+
+    def __init__(self, retrieval: tf.keras.Model, ranker: tf.keras.Model | None, history: int):
         super().__init__()
-        self.tower = tower
-        self.serve = tf.function(
-            lambda features: {"embedding": self.tower(features, training=False)},
-            input_signature=[F.query_signature(history_length)],
-        )
+        self.retrieval, self.ranker = retrieval, ranker
+        self.users = tf.function(self._users, input_signature=[F.query_signature(history)])
+        self.items = tf.function(self._items, input_signature=[F.candidate_signature()])
+        if ranker is not None:
+            halves = [tf.TensorSpec([None, None], tf.float32, name=n) for n in RATING_INPUTS]
+            self.rating = tf.function(self._rating, input_signature=halves)
+
+    def _users(self, features: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        queries = self.retrieval.query_tower(features, training=False)
+        if self.ranker is None:
+            return {"embedding": queries}
+        shared = queries if self.ranker.base is self.retrieval else None
+        return {"embedding": queries, **self.ranker.user_vectors(features, shared)}
+
+    def _items(self, features: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        candidates = self.retrieval.candidate_tower(features, training=False)
+        if self.ranker is None:
+            return {"embedding": candidates}
+        shared = candidates if self.ranker.base is self.retrieval else None
+        return {"embedding": candidates, **self.ranker.item_vectors(features, shared)}
+
+    def _rating(self, rating_user: tf.Tensor, rating_item: tf.Tensor) -> dict[str, tf.Tensor]:
+        return {"rating": self.ranker.rating_from(rating_user, rating_item)}  # type: ignore[union-attr]
 
 
-def save_query_tower(tower: tf.keras.Model, history_length: int, path: Path) -> None:
-    module = QueryServing(tower, history_length)
-    signature = module.serve.get_concrete_function()
-    tf.saved_model.save(module, str(path), signatures={"serving_default": signature})
+RATING_INPUTS = ("rating_user", "rating_item")
+
+
+def save_query_side(
+    retrieval: tf.keras.Model, ranker: tf.keras.Model | None, history_length: int, path: Path
+) -> list[str]:
+    """Export the query side; returns the names of the signatures written."""
+    module = QuerySide(retrieval, ranker, history_length)
+    signatures = {
+        "serving_default": module.users.get_concrete_function(),
+        "items": module.items.get_concrete_function(),
+    }
+    if ranker is not None:
+        signatures["rating"] = module.rating.get_concrete_function()
+    tf.saved_model.save(module, str(path), signatures=signatures)
+    return sorted(signatures)
+
+
+def item_vectors(path: Path, columns: dict[str, np.ndarray], batch_size: int = 4096) -> dict:
+    """Every item's vectors, computed by the exported SavedModel's own `items` signature
+    (not the in-memory towers), so what the app reads cannot drift from what it runs."""
+    items = tf.saved_model.load(str(path)).signatures["items"]
+    dataset = tf.data.Dataset.from_tensor_slices(columns).batch(batch_size)
+    parts = [{name: t.numpy() for name, t in items(**batch).items()} for batch in dataset]
+    return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+
+
+def write_item_vectors(folder: Path, vectors: dict[str, np.ndarray]) -> dict[str, str]:
+    """One .npy per output (float32, rows in index order); returns name -> relative path."""
+    folder.mkdir()
+    written = {}
+    for name, values in vectors.items():
+        np.save(folder / f"{name}.npy", np.ascontiguousarray(values, dtype=np.float32))
+        written[name] = f"{folder.name}/{name}.npy"
+    return written
+
+
+def write_metadata(path: Path, rows: list[dict]) -> None:
+    """The API's catalog fields, one JSON object per line in index-row order: the app
+    keeps the file's bytes and decodes only the rows it answers with."""
+    with path.open("wb") as out:
+        for row in rows:
+            out.write(json.dumps(row, ensure_ascii=False, separators=(",", ":")).encode())
+            out.write(b"\n")
 
 
 class RankerServing(tf.Module):

@@ -24,7 +24,7 @@ from training.dataset import (
     Holdout,
     Split,
     item_columns,
-    item_features,
+    item_metadata,
     leave_last_out,
     read_catalog,
     vocabularies,
@@ -56,8 +56,18 @@ class Trained:
     retrieval: tf.keras.Model
     ranker: tf.keras.Model | None
     item_ids: list[str]
-    item_vectors: np.ndarray
     losses: dict[str, list[float]]
+
+
+@dataclass
+class Staged:
+    """A version written to its staging folder, not yet published."""
+
+    folder: Path
+    searcher: object
+    index_info: dict
+    item_vectors: dict[str, np.ndarray]  # as exported: output name -> [items, dim]
+    signatures: list[str]
 
 
 def run(
@@ -72,11 +82,11 @@ def run(
     started = time.monotonic()
     catalog = read(settings, max_users)
     trained = train(catalog, config, console=console)
-    staging, searcher, index_info = stage(settings, trained)
-    results = evaluate_version(settings, trained, staging, searcher, console=console)
+    staged = stage(settings, trained)
+    results = evaluate_version(settings, trained, staged, console=console)
     results["training_seconds"] = round(time.monotonic() - started, 1)
-    finish_manifest(staging, trained, index_info, results)
-    folder = publish_staged(settings, staging, make_live=publish)
+    finish_manifest(staged, trained, results)
+    folder = publish_staged(settings, staged.folder, make_live=publish)
     console.print(f"published {folder.name} to {folder.parent}" + (" (live)" if publish else ""))
     return folder
 
@@ -142,46 +152,57 @@ def train(
         ranker = build_ranker(vocab, config, mean, retrieval)
         losses["ranker"] = fit(ranker, split.train, config, epochs=config.ranker.epochs)
     item_ids = sorted(catalog.items)
-    item_vectors = embed(retrieval.candidate_tower, item_columns(catalog, item_ids), 4096)
-    return Trained(config, catalog, split, retrieval, ranker, item_ids, item_vectors, losses)
+    return Trained(config, catalog, split, retrieval, ranker, item_ids, losses)
 
 
-def stage(settings: Settings, trained: Trained) -> tuple[Path, object, dict]:
-    """Write every file of a version into a staging folder (manifest without results)."""
-    config = trained.config
-    version = export.new_version(trained.catalog.fingerprint)
+def stage(settings: Settings, trained: Trained) -> Staged:
+    """Write every file of a version into a staging folder (manifest without results).
+
+    The item vectors come from the exported SavedModel's own `items` signature, and the
+    ScaNN index is built from those same vectors.
+    """
+    config, catalog = trained.config, trained.catalog
+    version = export.new_version(catalog.fingerprint)
     staging = export.staging_folder(settings.artifacts.dir, version)
-    export.save_query_tower(
-        trained.retrieval.query_tower, config.history_length, staging / "query_tower"
+    signatures = export.save_query_side(
+        trained.retrieval, trained.ranker, config.history_length, staging / "query_tower"
     )
-    if trained.ranker is not None:
+    if trained.ranker is not None:  # the full pairwise model: the offline reference
         export.save_ranker(trained.ranker, config.history_length, staging / "ranker")
-        items = {i: item_features(trained.catalog.items[i]) for i in trained.item_ids}
-        export.write_json(staging / "items.json", items)
-    searcher, index_info = export.build_index(trained.item_vectors, config.index)
+    vectors = export.item_vectors(staging / "query_tower", item_columns(catalog, trained.item_ids))
+    export.write_item_vectors(staging / ITEM_VECTORS, vectors)
+    searcher, index_info = export.build_index(vectors["embedding"], config.index)
     (staging / "candidate_index").mkdir()
     searcher.serialize(str(staging / "candidate_index"), relative_path=True)  # type: ignore[attr-defined]
+    metadata = [item_metadata(catalog.items[i]) for i in trained.item_ids]
+    export.write_metadata(staging / METADATA, metadata)
     export.write_json(staging / "item_ids.json", trained.item_ids)
     export.write_json(staging / "popular.json", popular_items(trained.split, config.popular_items))
-    export.write_json(staging / export.MANIFEST, base_manifest(version, trained, index_info))
-    return staging, searcher, index_info
+    staged = Staged(staging, searcher, index_info, vectors, signatures)
+    export.write_json(staging / export.MANIFEST, base_manifest(staged, trained))
+    return staged
+
+
+ITEM_VECTORS = "item_vectors"
+METADATA = "metadata.jsonl"
 
 
 def evaluate_version(
-    settings: Settings, trained: Trained, staging: Path, searcher, *, console: Console
+    settings: Settings, trained: Trained, staged: Staged, *, console: Console
 ) -> dict:
     """Metrics of the staged version through the app's own serving code, plus references:
     the retrieval model alone (exact search) and popularity, all on the same hold-out."""
     split, item_ids = trained.split, trained.item_ids
-    version = load_version(settings.artifacts.dir, staging.name, verify=False)
+    version = load_version(settings.artifacts.dir, staged.folder.name, verify=False)
     queries = embed(trained.retrieval.query_tower, split.test_queries, 4096)
+    candidates = staged.item_vectors["embedding"]
     metrics = {
-        "served": evaluate_served(version, trained.catalog, split),
-        "retrieval_only": score_matrix_metrics(queries @ trained.item_vectors.T, split, item_ids),
+        "served": evaluate_served(version, staged.folder, trained.catalog, split),
+        "retrieval_only": score_matrix_metrics(queries @ candidates.T, split, item_ids),
         "popularity": score_matrix_metrics(popularity_scores(split, item_ids), split, item_ids),
     }
     print_table(console, {"protocol": PROTOCOL, "methods": metrics})
-    recall = index_recall(searcher, queries, trained.item_vectors)
+    recall = index_recall(staged.searcher, queries, candidates)
     console.print(f"ScaNN recall@10 against brute force: {recall:.4f}")
     return {"metrics": metrics, "index_recall@10": recall, "epoch_losses": trained.losses}
 
@@ -192,10 +213,10 @@ def index_recall(searcher, queries: np.ndarray, items: np.ndarray, k: int = 10) 
     return recall_at_k(np.asarray(approximate), export.exact_top_k(queries, items, k))
 
 
-def base_manifest(version: str, trained: Trained, index_info: dict) -> dict:
+def base_manifest(staged: Staged, trained: Trained) -> dict:
     config, catalog, split = trained.config, trained.catalog, trained.split
     manifest = {
-        "version": version,
+        "version": _version_of(staged.folder),
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "data_fingerprint": catalog.fingerprint,
         "row_counts": {
@@ -207,7 +228,15 @@ def base_manifest(version: str, trained: Trained, index_info: dict) -> dict:
         },
         "embedding_dim": config.embedding_dim,
         "feature_spec": F.serving_spec(config.history_length),
-        "index": {"items": len(trained.item_ids), **index_info},
+        "index": {"items": len(trained.item_ids), **staged.index_info},
+        "serving": {
+            "signatures": staged.signatures,
+            "item_vectors": {
+                name: {"file": f"{ITEM_VECTORS}/{name}.npy", "dim": int(values.shape[1])}
+                for name, values in staged.item_vectors.items()
+            },
+            "metadata": METADATA,
+        },
         "train_config": config.model_dump(mode="json"),
         "library_versions": _library_versions(),
         "git_commit": _git_commit(),
@@ -216,15 +245,18 @@ def base_manifest(version: str, trained: Trained, index_info: dict) -> dict:
         manifest["ranker"] = {
             "candidates": config.ranker.candidates,
             "outputs": ["score", "rating"],
+            # score = ranking . item ranking + rating_blend * (rating - rating_mean)
+            "rating_blend": config.ranker.rating_blend,
+            "rating_mean": float(trained.ranker.rating_mean),
         }
     return manifest
 
 
-def finish_manifest(staging: Path, trained: Trained, index_info: dict, results: dict) -> None:
-    manifest = base_manifest(_version_of(staging), trained, index_info)
+def finish_manifest(staged: Staged, trained: Trained, results: dict) -> None:
+    manifest = base_manifest(staged, trained)
     manifest["evaluation"] = results
-    manifest["files"] = export.checksums(staging)
-    export.write_json(staging / export.MANIFEST, manifest)
+    manifest["files"] = export.checksums(staged.folder)
+    export.write_json(staged.folder / export.MANIFEST, manifest)
 
 
 def _library_versions() -> dict[str, str]:

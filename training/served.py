@@ -1,13 +1,17 @@
-"""Evaluate a version exactly as the app serves it: the app's own retrieval + ranking code
-on the exported SavedModels and ScaNN index, one request per held-out user."""
+"""Evaluate a version exactly as the app serves it: the app's public serving core
+(`recommend_batch`) on the exported SavedModel, item vectors and ScaNN index."""
+
+from pathlib import Path
 
 import numpy as np
+import tensorflow as tf
 
-from app.artifacts import ModelVersion
 from app.db.queries import UserProfile
-from app.inputs import call_model, profile_columns
-from app.retrieval import _Pending, search_group
-from training.dataset import Catalog, Split
+from app.inputs import profile_columns
+from app.serving import RecommendRequest, recommend_batch
+from app.version import ModelVersion
+from models import features as F
+from training.dataset import Catalog, Split, item_columns
 from training.report import method_metrics, ranks_from_lists
 
 BATCH = 256
@@ -34,36 +38,44 @@ def served_profiles(catalog: Catalog, split: Split) -> list[UserProfile]:
     return profiles
 
 
-def served_lists(version: ModelVersion, profiles: list[UserProfile], split: Split, k: int):
+def served_lists(
+    version: ModelVersion, profiles: list[UserProfile], split: Split, k: int
+) -> list[list[str]]:
     """Top-k item ids per held-out user, seen items excluded, as /recommendations returns."""
+    requests = [
+        RecommendRequest(profile, k, seen)
+        for profile, seen in zip(profiles, split.test_seen, strict=True)
+    ]
     lists: list[list[str]] = []
-    for start in range(0, len(profiles), BATCH):
-        group = [
-            _Pending(version, profile, frozenset(seen), k, None)  # type: ignore[arg-type]
-            for profile, seen in zip(
-                profiles[start : start + BATCH], split.test_seen[start : start + BATCH], strict=True
-            )
-        ]
-        lists.extend([hit.item_id for hit in hits] for hits in search_group(version, group))
+    for start in range(0, len(requests), BATCH):
+        ranked = recommend_batch(version, requests[start : start + BATCH])
+        lists.extend(r.item_ids(version) for r in ranked)
     return lists
 
 
-def predicted_ratings(version: ModelVersion, profiles: list[UserProfile], items: list[str]):
-    """The ranker's rating for each (user, held-out item) pair; None without a ranker."""
-    if version.ranker_fn is None:
+def predicted_ratings(
+    folder: Path, version: ModelVersion, catalog: Catalog, profiles: list[UserProfile], items
+) -> np.ndarray | None:
+    """The exported ranker's rating for each (user, held-out item) pair; None without one."""
+    if version.ranking is None:
         return None
-    pairs = profile_columns(version, profiles)
-    for name in version.manifest["feature_spec"]["candidate_features"]:
-        pairs[name] = np.array([version.candidate_features[i][name] for i in items], dtype=object)
-    return call_model(version.ranker_fn, pairs)["rating"]
+    ranker = tf.saved_model.load(str(folder / "ranker")).signatures["serving_default"]
+    pairs = profile_columns(version, profiles) | item_columns(catalog, list(items))
+    outputs = ranker(**{name: tf.constant(v) for name, v in pairs.items() if name in _INPUTS})
+    return outputs["rating"].numpy()
 
 
-def evaluate_served(version: ModelVersion, catalog: Catalog, split: Split, k: int = 100) -> dict:
+_INPUTS = {*F.QUERY_FEATURES, *F.CANDIDATE_FEATURES}
+
+
+def evaluate_served(
+    version: ModelVersion, folder: Path, catalog: Catalog, split: Split, k: int = 100
+) -> dict:
     """The report entry of the served pipeline: top-k lists as /recommendations returns
     them, and the ranker's rating for each held-out item (when the version has a ranker)."""
     profiles = served_profiles(catalog, split)
     lists = served_lists(version, profiles, split, k)
-    ratings = predicted_ratings(version, profiles, split.test_items)
+    ratings = predicted_ratings(folder, version, catalog, profiles, split.test_items)
     return method_metrics(
         ranks_from_lists(lists, split.test_items),
         [items[:10] for items in lists],

@@ -47,8 +47,8 @@ def validation_score(settings: Settings, catalog: Catalog, config: TrainConfig) 
         local = settings.model_copy(update={"artifacts": ArtifactSettings(dir=Path(scratch))})
         quiet = Console(quiet=True)
         trained = pipeline.train(catalog, config, console=quiet, holdout="validation")
-        staging, searcher, _ = pipeline.stage(local, trained)
-        results = pipeline.evaluate_version(local, trained, staging, searcher, console=quiet)
+        staged = pipeline.stage(local, trained)
+        results = pipeline.evaluate_version(local, trained, staged, console=quiet)
     return results["metrics"]["served"]
 
 

@@ -1,12 +1,17 @@
 """The async engine: one per process, created in the lifespan or by a CLI command."""
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from app.settings import DatabaseSettings
+
+T = TypeVar("T")
 
 
 def create_engine(settings: DatabaseSettings) -> AsyncEngine:
@@ -16,10 +21,11 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
         engine = create_async_engine(url, connect_args={"timeout": settings.timeout_seconds})
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
+    # No pre-ping: it costs every checkout a round trip. Readers on the request path
+    # retry once on a connection found dead instead (`read_retrying`).
     return create_async_engine(
         url,
         pool_size=settings.pool_size,
-        pool_pre_ping=True,
         pool_timeout=settings.timeout_seconds,
         # timeout bounds connecting, command_timeout each statement: a sick database
         # costs a request seconds, not forever.
@@ -28,6 +34,24 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
             "command_timeout": settings.timeout_seconds,
         },
     )
+
+
+def autocommit(engine: AsyncEngine) -> AsyncEngine:
+    """The same pool, without BEGIN/ROLLBACK around each statement: for single reads."""
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
+
+
+async def read_retrying(engine: AsyncEngine, read: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+    """`read` on a pooled connection; once more on a fresh one if that connection turns out
+    dead (the database restarted since it was opened): optimistic disconnect handling."""
+    try:
+        async with engine.connect() as conn:
+            return await read(conn)
+    except DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+    async with engine.connect() as conn:
+        return await read(conn)
 
 
 def safe_url(raw: str) -> str:

@@ -1,14 +1,25 @@
-"""Request-time reads: one round trip each."""
+"""Request-time reads: one statement for a whole micro-batch of users.
 
+Each user comes back as one row: the attributes, and the most recent `limit` events
+aggregated in the database (PostgreSQL: two ARRAY(subquery) columns; SQLite: one JSON
+array), read newest first by a backward scan of the covering index on
+(user_id, occurred_at, id, item_id, rating). Ties in time break by insertion id, exactly
+as training orders them.
+"""
+
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy import select
+import orjson
+from sqlalchemy import ARRAY, Integer, Select, String, any_, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.db.tables import interactions, items, users
+from app.db.tables import interactions, users
 
 # The user attributes a profile carries, by the feature names the models use for them.
 PROFILE_ATTRIBUTES = ("user_id", "age", "gender", "occupation", "zip_code")
+_COLUMNS = (users.c.id, users.c.age, users.c.gender, users.c.occupation, users.c.zip_code)
 
 
 @dataclass(frozen=True)
@@ -26,45 +37,60 @@ class UserProfile:
         return {name: getattr(self, name) for name in PROFILE_ATTRIBUTES}
 
 
-async def fetch_profile(conn: AsyncConnection, user_id: str, limit: int) -> UserProfile | None:
-    """The user's attributes and up to `limit` most recent item ids; None if unknown.
+async def fetch_profiles(
+    conn: AsyncConnection, user_ids: Sequence[str], limit: int
+) -> dict[str, UserProfile]:
+    """Profiles of the known users among `user_ids`, each with its `limit` newest events."""
+    wanted = list(dict.fromkeys(user_ids))
+    if conn.dialect.name == "postgresql":
+        result = await conn.execute(_POSTGRES, {"ids": wanted, "limit": limit})
+        return {row[0]: _profile(row, row.item_ids or [], row.ratings or []) for row in result}
+    result = await conn.execute(_SQLITE, {"ids": orjson.dumps(wanted).decode(), "limit": limit})
+    profiles = {}
+    for row in result:
+        events = orjson.loads(row.events) if row.events else []
+        profiles[row[0]] = _profile(row, [e[0] for e in events], [e[1] for e in events])
+    return profiles
 
-    One statement: users LEFT JOIN interactions, newest first, ties broken by insertion
-    id exactly as training orders them.
-    """
-    stmt = (
-        select(
-            users.c.age,
-            users.c.gender,
-            users.c.occupation,
-            users.c.zip_code,
-            interactions.c.item_id,
-            interactions.c.rating,
-        )
-        .select_from(users.outerjoin(interactions, interactions.c.user_id == users.c.id))
-        .where(users.c.id == user_id)
+
+def _profile(row: Any, history: list[str], ratings: list[float | None]) -> UserProfile:
+    return UserProfile(row[0], row[1], row[2], row[3], row[4], history, ratings)
+
+
+def _recent(*columns: Any) -> Select:
+    """This user's newest `limit` events (correlated to the outer users row)."""
+    return (
+        select(*columns)
+        .where(interactions.c.user_id == users.c.id)
         .order_by(interactions.c.occurred_at.desc(), interactions.c.id.desc())
-        .limit(limit)
-    )
-    rows = (await conn.execute(stmt)).all()
-    if not rows:
-        return None
-    first = rows[0]
-    events = [row for row in rows if row.item_id is not None]
-    return UserProfile(
-        user_id=user_id,
-        age=first.age,
-        gender=first.gender,
-        occupation=first.occupation,
-        zip_code=first.zip_code,
-        history=[row.item_id for row in events],
-        history_ratings=[row.rating for row in events],
+        .limit(bindparam("limit", type_=Integer))
+        .correlate(users)
     )
 
 
-async def fetch_items(conn: AsyncConnection, item_ids: list[str]) -> dict[str, dict]:
-    """Catalog fields of the given items, by id (unknown ids are simply absent)."""
-    if not item_ids:
-        return {}
-    stmt = select(items).where(items.c.id.in_(item_ids))
-    return {row["id"]: dict(row) for row in (await conn.execute(stmt)).mappings()}
+def _postgres() -> Select:
+    # ARRAY(subquery) keeps the subquery's order, so no sort beyond the index's own order
+    # (array_agg(... ORDER BY) re-sorted every user's events: twice as slow per batch).
+    # The two arrays follow the same total order (time, then unique id), so they align.
+    def newest(column: Any) -> Any:
+        return func.array(_recent(column).scalar_subquery())
+
+    # One statement shape for any batch size (an array parameter, not an IN list), so
+    # asyncpg prepares it once per connection.
+    ids = bindparam("ids", type_=ARRAY(String))
+    return select(
+        *_COLUMNS,
+        newest(interactions.c.item_id).label("item_ids"),
+        newest(interactions.c.rating).label("ratings"),
+    ).where(users.c.id == any_(ids))
+
+
+def _sqlite() -> Select:
+    # SQLite aggregates rows in the order its subquery produces them (newest first here).
+    recent = _recent(interactions.c.item_id, interactions.c.rating).subquery("recent")
+    events = select(func.json_group_array(func.json_array(recent.c.item_id, recent.c.rating)))
+    ids = select(func.json_each(bindparam("ids")).table_valued("value").c.value)
+    return select(*_COLUMNS, events.scalar_subquery().label("events")).where(users.c.id.in_(ids))
+
+
+_POSTGRES, _SQLITE = _postgres(), _sqlite()

@@ -60,6 +60,6 @@ interactions = Table(
     Column("event_type", String(32), nullable=False, server_default="rating"),
     Column("occurred_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("user_id", "item_id", "event_type", "occurred_at"),
-    # Serves "this user's most recent N" as one index range scan.
-    Index(None, "user_id", "occurred_at", "id"),
+    # Serves "this user's most recent N" (item and rating) as one index-only range scan.
+    Index(None, "user_id", "occurred_at", "id", "item_id", "rating"),
 )

@@ -43,13 +43,6 @@ def find_nginx() -> str:
     return found
 
 
-def free_port() -> int:
-    """A TCP port that was free a moment ago (good enough for one test run)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def render_template(upstream: str, port: int, template: Path = TEMPLATE) -> str:
     """The server block with only our two variables filled in.
 

@@ -1,9 +1,5 @@
 """End to end: a real `recsys serve` (uvicorn) process, and real nginx in front of it."""
 
-import os
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,57 +7,20 @@ import httpx
 import pytest
 
 from tests.conftest import require
-from tests.e2e.nginx_runner import NginxError, find_nginx, free_port, run_nginx
+from tests.e2e.nginx_runner import NginxError, find_nginx, run_nginx
+from training.bench.server import ServerError, free_port, run_server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.movielens, pytest.mark.model]
 
 
-def start_server(env: dict[str, str], port: int) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "training", "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env={**os.environ, **env},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-
-
-def wait_healthy(process: subprocess.Popen, base: str, timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"server exited with {process.returncode}:\n{process.stdout.read()}")
-        try:
-            if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.3)
-    pytest.fail("server did not become healthy in time")
-
-
-def stop(process: subprocess.Popen) -> str:
-    process.terminate()
-    try:
-        out, _ = process.communicate(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        out, _ = process.communicate()
-    return out
-
-
 @pytest.fixture(scope="module")
-def server(loaded_database: str, artifacts_dir: Path) -> Iterator[str]:
-    port = free_port()
+def server(loaded_database: str, artifacts_dir: Path, tmp_path_factory) -> Iterator[str]:
+    """`recsys serve` as `recsys bench serve` starts it (one runner for both)."""
+    log = tmp_path_factory.mktemp("uvicorn") / "server.log"
     env = {"RECSYS_DATABASE_URL": loaded_database, "RECSYS_ARTIFACTS_DIR": str(artifacts_dir)}
-    process = start_server(env, port)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(process, base)
-        yield base
-    finally:
-        output = stop(process)
-    assert "Traceback" not in output, output
+    with run_server(env, log, timeout=90) as running:
+        yield running.base
+    assert "Traceback" not in log.read_text(), log.read_text()
 
 
 def test_uvicorn_serves_recommendations_over_http(server: str) -> None:
@@ -118,12 +77,8 @@ def test_server_refuses_to_start_without_a_published_version(tmp_path: Path, dat
         "RECSYS_DATABASE_URL": databases.migrated("sqlite"),
         "RECSYS_ARTIFACTS_DIR": str(tmp_path / "empty"),
     }
-    process = start_server(env, free_port())
-    try:
-        process.wait(timeout=90)
-    except subprocess.TimeoutExpired:
-        stop(process)
-        pytest.fail("server kept running without any model version")
-    output = process.stdout.read()
-    assert process.returncode != 0
-    assert "no published model version" in output and "recsys train" in output
+    with pytest.raises(ServerError, match="exited with code") as refused:  # noqa: SIM117
+        with run_server(env, tmp_path / "server.log", timeout=90):
+            pass
+    assert "no published model version" in str(refused.value)
+    assert "recsys train" in str(refused.value)

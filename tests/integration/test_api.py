@@ -1,5 +1,6 @@
 """The API against real artifacts and a real database of each backend (MovieLens 100K)."""
 
+import asyncio
 from collections import defaultdict
 from pathlib import Path
 
@@ -159,18 +160,20 @@ async def test_health_reports_version_and_database(client) -> None:
 
 
 async def test_list_is_ordered_by_the_exported_rankers_score(
-    client, artifacts_dir: Path, movielens_dir: Path
+    client, artifacts_dir: Path, movielens_dir: Path, loaded_database: str
 ) -> None:
-    """The served order and scores are the ranking SavedModel's, on features built here
-    from the original files: user 1's attributes, last 20 items newest first, their stars;
-    and the app builds the same request tensors from the database."""
+    """The served order and scores are the full ranking SavedModel's (the offline
+    reference, raw features in, one call per pair), on user features built here from the
+    original files (user 1's attributes, last items newest first, their stars) and item
+    features read from the database: the fast path (query side once, item vectors
+    precomputed at export) may not drift from it."""
     import json
 
     import numpy as np
     import tensorflow as tf
 
-    from app.db.queries import fetch_profile
-    from app.inputs import call_model, profile_columns
+    from app.db.engine import create_engine
+    from training.dataset import item_columns, read_catalog
 
     body = (await client.get(url(client, "recommendations", user_id="1"), params={"k": 20})).json()
     assert body["ranked_by"] == "ranking"
@@ -187,7 +190,11 @@ async def test_list_is_ordered_by_the_exported_rankers_score(
     recent = sorted(events, reverse=True)[:length]
     pad = length - len(recent)
     items = [item["id"] for item in body["items"]]
-    catalog = json.loads((folder / "items.json").read_text())
+    engine = create_engine(DatabaseSettings(url=loaded_database))
+    try:
+        catalog = await read_catalog(engine)
+    finally:
+        await engine.dispose()
     n = len(items)
     pairs = {
         "user_id": tf.constant(["1"] * n),
@@ -197,19 +204,43 @@ async def test_list_is_ordered_by_the_exported_rankers_score(
         "zip_code": tf.constant(["85711"] * n),
         "history": tf.constant([[e[2] for e in recent] + [""] * pad] * n),
         "history_ratings": tf.constant([[e[3] for e in recent] + [np.nan] * pad] * n),
-        **{f: tf.constant([catalog[i][f] for i in items]) for f in spec["candidate_features"]},
+        **{f: tf.constant(v) for f, v in item_columns(catalog, items).items()},
     }
     ranker = tf.saved_model.load(str(folder / "ranker")).signatures["serving_default"]
-    expected = ranker(**pairs)
+    expected = ranker(**pairs)["score"].numpy()
     served = np.array([item["score"] for item in body["items"]])
-    np.testing.assert_allclose(served, expected["score"].numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(served, expected, rtol=1e-5, atol=1e-5)
     assert (np.diff(served) <= 0).all()
-    # The score does not read the ratings (rating_blend 0); the predicted rating does:
-    # the app's own request tensors must give the same ratings as the files' stars.
-    runtime = client.app.state.runtime
-    async with runtime.engine.connect() as conn:
-        profile = await fetch_profile(conn, "1", runtime.settings.serving.max_seen_items)
-    app_pairs = profile_columns(runtime.version, [profile] * n)
-    app_pairs |= {f: pairs[f].numpy() for f in spec["candidate_features"]}
-    app_rating = call_model(runtime.version.ranker_fn, app_pairs)["rating"]
-    np.testing.assert_allclose(app_rating, expected["rating"].numpy(), rtol=1e-5, atol=1e-5)
+
+
+async def _batches(client) -> tuple[float, float]:
+    """(micro-batches run, requests in them) by the model stage, read from /metrics."""
+    samples = {}
+    for line in (await client.get("/metrics")).text.splitlines():
+        if line.startswith("recsys_batch_size_") and 'stage="models"' in line:
+            name, value = line.rsplit(" ", 1)
+            samples[name.split("{")[0]] = float(value)
+    return samples["recsys_batch_size_count"], samples["recsys_batch_size_sum"]
+
+
+async def test_concurrent_requests_are_batched_and_answer_as_alone(client, ratings) -> None:
+    """One at a time every request is its own batch; 48 at once share a few batches (seen
+    in /metrics), and every user gets exactly the list they got alone."""
+
+    async def items(user_id: str) -> list[dict]:
+        response = await client.get(url(client, "recommendations", user_id=user_id))
+        assert response.status_code == 200 and response.json()["fallback"] is False
+        return response.json()["items"]
+
+    users = sorted(ratings, key=int)[:48]
+    runs, requests = await _batches(client)
+    alone = [await items(u) for u in users]
+    runs_alone, requests_alone = await _batches(client)
+    assert (runs_alone - runs, requests_alone - requests) == (48, 48)
+    together = await asyncio.gather(*(items(u) for u in users))
+    runs_together, requests_together = await _batches(client)
+    assert requests_together - requests_alone == 48
+    assert runs_together - runs_alone < 24  # at least two requests per batch on average
+    for one, many in zip(alone, together, strict=True):
+        assert [i["id"] for i in one] == [i["id"] for i in many]
+        assert [i["score"] for i in one] == pytest.approx([i["score"] for i in many], abs=1e-5)

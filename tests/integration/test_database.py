@@ -9,7 +9,7 @@ from sqlalchemy import func, inspect, select
 from sqlalchemy.exc import IntegrityError
 
 from app.db.engine import create_engine
-from app.db.queries import UserProfile, fetch_profile
+from app.db.queries import UserProfile, fetch_profiles
 from app.db.tables import interactions, items, users
 from app.settings import DatabaseSettings
 from tests.conftest import BACKENDS, backend_available, load_into
@@ -134,7 +134,7 @@ def test_profile_reads_each_history_items_rating(loaded_database: str, movielens
         engine = create_engine(DatabaseSettings(url=loaded_database))
         try:
             async with engine.connect() as conn:
-                return await fetch_profile(conn, "13", 5000)
+                return (await fetch_profiles(conn, ["13"], 5000)).get("13")
         finally:
             await engine.dispose()
 
@@ -143,3 +143,100 @@ def test_profile_reads_each_history_items_rating(loaded_database: str, movielens
     assert list(zip(profile.history, profile.history_ratings, strict=True)) == [
         (item, rating) for _, _, item, rating in newest_first
     ]
+
+
+def _indexes(url: str) -> dict[str, list[str]]:
+    async def go() -> dict[str, list[str]]:
+        engine = create_engine(DatabaseSettings(url=url))
+        try:
+            async with engine.connect() as conn:
+                found = await conn.run_sync(lambda c: inspect(c).get_indexes("interactions"))
+                return {index["name"]: index["column_names"] for index in found}
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(go())
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_recent_events_index_covers_the_profile_read(databases, backend: str) -> None:
+    """Migration 0002 swaps the (user, time, id) index for one that also carries the item
+    and the rating; its downgrade restores the old one."""
+    backend_available(backend)
+    url = databases.migrated(backend)
+    covering = ["user_id", "occurred_at", "id", "item_id", "rating"]
+    assert covering in _indexes(url).values()
+    assert ["user_id", "occurred_at", "id"] not in _indexes(url).values()
+    downgrade(url, "0001")
+    assert ["user_id", "occurred_at", "id"] in _indexes(url).values()
+    assert covering not in _indexes(url).values()
+
+
+def _read(url: str, user_ids: list[str], limit: int) -> dict[str, UserProfile]:
+    async def go() -> dict[str, UserProfile]:
+        engine = create_engine(DatabaseSettings(url=url))
+        try:
+            async with engine.connect() as conn:
+                return await fetch_profiles(conn, user_ids, limit)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(go())
+
+
+@pytest.mark.movielens
+def test_one_statement_reads_a_batch_like_single_reads(loaded_database: str) -> None:
+    """A batch (duplicates and unknown ids included) gives each known user exactly what
+    reading that user alone gives, capped at `limit` newest events."""
+    batch = ["13", "1", "no-such-user", "13", "405", "2"]
+    together = _read(loaded_database, batch, 30)
+    assert sorted(together) == ["1", "13", "2", "405"]
+    for user_id, profile in together.items():
+        assert profile == _read(loaded_database, [user_id], 30)[user_id]
+        assert len(profile.history) == len(profile.history_ratings) == 30
+    assert together["13"].history == _read(loaded_database, ["13"], 5000)["13"].history[:30]
+    assert _read(loaded_database, [], 30) == {}
+
+
+async def _kill_backend(url: str, engine) -> None:  # type: ignore[no-untyped-def]
+    """Terminate the server backend behind `engine`'s (single) pooled connection."""
+    from sqlalchemy import text
+
+    async with engine.connect() as conn:
+        pid = (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+    admin = create_engine(DatabaseSettings(url=url))
+    try:
+        async with admin.connect() as conn:
+            await conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})
+    finally:
+        await admin.dispose()
+
+
+@pytest.mark.movielens
+def test_request_reads_survive_a_connection_the_server_closed(loaded_database: str) -> None:
+    """No pre-ping on the request path: a pooled connection the server has closed (a
+    restart, an idle timeout) costs one retry on a fresh connection, not a failed read.
+    The server is untouched: only this pool's own backend is terminated."""
+    from sqlalchemy.exc import DBAPIError
+
+    from app.db.engine import autocommit, read_retrying
+
+    if not loaded_database.startswith("postgresql"):
+        pytest.skip("backend connections to terminate exist on PostgreSQL only")
+
+    def read(conn):  # type: ignore[no-untyped-def]
+        return fetch_profiles(conn, ["13"], 5)
+
+    async def go() -> None:
+        engine = autocommit(create_engine(DatabaseSettings(url=loaded_database, pool_size=1)))
+        try:
+            await _kill_backend(loaded_database, engine)
+            with pytest.raises(DBAPIError):  # without the retry the read fails
+                async with engine.connect() as conn:
+                    await read(conn)
+            await _kill_backend(loaded_database, engine)
+            assert len((await read_retrying(engine, read))["13"].history) == 5
+        finally:
+            await engine.dispose()
+
+    asyncio.run(go())

@@ -9,7 +9,7 @@ import pytest
 from app.artifacts import ArtifactError, live_version_name, load_live, load_version
 from app.settings import ArtifactSettings, DatabaseSettings, Settings
 from tests.conftest import app_client
-from tests.e2e.nginx_runner import free_port
+from training.bench.server import free_port
 
 pytestmark = [pytest.mark.movielens, pytest.mark.model]
 
@@ -77,16 +77,15 @@ def test_truncated_manifest_is_refused(artifacts_dir: Path, tmp_path: Path) -> N
         load_live(target)
 
 
-@pytest.mark.parametrize("inputs", ["inputs", "ranker_inputs"])
 def test_version_needing_an_input_this_app_cannot_build_is_refused(
-    artifacts_dir: Path, tmp_path: Path, inputs: str
+    artifacts_dir: Path, tmp_path: Path
 ) -> None:
     """A version trained by a newer release (a feature this app does not know) fails at
     load, with a message, instead of on every request."""
     target, version = _copy(artifacts_dir, tmp_path)
     path = version / "manifest.json"
     manifest = json.loads(path.read_text())
-    manifest["feature_spec"][inputs]["device_type"] = {"dtype": "string", "shape": [None]}
+    manifest["feature_spec"]["inputs"]["device_type"] = {"dtype": "string", "shape": [None]}
     path.write_text(json.dumps(manifest))
     with pytest.raises(ArtifactError, match=r"cannot build \(device_type\)"):
         load_live(target, verify=False)

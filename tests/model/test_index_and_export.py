@@ -14,16 +14,20 @@ import pytest
 import tensorflow as tf
 from scann import scann_ops_pybind
 
-from app.artifacts import ArtifactError, ModelVersion, load_live
+from app.artifacts import ArtifactError, load_live
+from app.candidates import reorder_depth, retrieve
 from app.db.queries import UserProfile
 from app.inputs import call_model, profile_columns
-from app.retrieval import _Pending, search_embeddings, search_group
+from app.serving import RecommendRequest, recommend_batch
 from app.settings import ArtifactSettings, Settings
+from app.version import ItemMetadata, ModelVersion
 from models import features as F
+from tests.model.test_towers import CONFIG as TOWER_CONFIG
+from tests.model.test_towers import tiny_catalog
 from tests.versions import bare_version
 from training import export, pipeline
-from training.config import IndexConfig, TrainConfig
-from training.dataset import Catalog, item_columns, leave_last_out, vocabularies
+from training.config import IndexConfig
+from training.dataset import Catalog, item_columns, item_metadata, leave_last_out, vocabularies
 from training.evaluate import popular_items
 from training.metrics import recall_at_k
 from training.train import build_model, embed
@@ -143,41 +147,11 @@ def test_serialized_index_loads_from_a_moved_folder(vectors, tmp_path: Path) -> 
 
 # --- A tiny catalog, model and published version -------------------------------------
 
-HISTORY_LENGTH = 4
+HISTORY_LENGTH = TOWER_CONFIG.history_length
 # Retrieval only: these tests compare served lists with the exact two-tower top-k.
-CONFIG = TrainConfig(
-    history_length=HISTORY_LENGTH, embedding_dim=8, hidden_dim=16, batch_size=16, popular_items=5
-)
+CONFIG = TOWER_CONFIG.model_copy(update={"popular_items": 5}, deep=True)
 CONFIG.ranker.enabled = False
-GENRES = ["Action", "Comedy", "Drama", "Romance", "Sci-Fi"]
-
-
-def user(u: int) -> dict:
-    return {
-        "id": str(u),
-        "age": 15 + 9 * u,
-        "gender": "MF"[u % 2],
-        "occupation": ["student", "writer"][u % 2],
-        "zip_code": f"9{u}043",
-    }
-
-
-def item(i: int) -> dict:
-    release = f"01-Jan-19{60 + 2 * i}" if i % 4 else None
-    return {
-        "id": str(i),
-        "title": f"Film {i} part {i % 3}",
-        "genres": GENRES[i % 5],
-        "release_date": release,
-    }
-
-
-def tiny_catalog() -> Catalog:
-    """5 users and 20 items; user u walks the items with stride u."""
-    users = {str(u): user(u) for u in range(1, 6)}
-    items = {str(i): item(i) for i in range(1, 21)}
-    sequences = {u: [str((int(u) * k) % 20 + 1) for k in range(1, 8)] for u in users}
-    return Catalog(users=users, items=items, sequences=sequences, fingerprint="0123456789abcdef")
+NONE = np.empty(0, dtype=np.int64)  # no excluded rows
 
 
 @pytest.fixture(scope="module")
@@ -204,48 +178,50 @@ def raw_queries() -> dict[str, tf.Tensor]:
         F.AGE: tf.constant([24, 0, 61], dtype=tf.int64),
         F.GENDER: tf.constant(["M", "", "F"]),
         F.OCCUPATION: tf.constant(["student", "writer", "astronaut"]),
-        F.ZIP_CODE: tf.constant(["91043", "", "00000"]),
-        F.HISTORY: tf.constant([["2", "", "", ""], ["4", "7", "10", "13"], ["", "", "", ""]]),
+        F.ZIP_CODE: tf.constant(["10001", "", "00000"]),
+        F.HISTORY: tf.constant([["2", "", ""], ["4", "7", "1"], ["", "", ""]]),
         F.HISTORY_RATINGS: tf.constant(
-            [[4.0, NAN, NAN, NAN], [NAN, 2.0, 5.0, 1.0], [NAN] * 4], dtype=tf.float32
+            [[4.0, NAN, NAN], [NAN, 2.0, 5.0], [NAN] * 3], dtype=tf.float32
         ),
     }
 
 
-def test_saved_query_tower_matches_the_in_memory_tower(model, tmp_path: Path) -> None:
-    export.save_query_tower(model.query_tower, HISTORY_LENGTH, tmp_path / "query_tower")
-    serve = tf.saved_model.load(str(tmp_path / "query_tower")).signatures["serving_default"]
-    loaded = serve(**raw_queries())["embedding"].numpy()
-    in_memory = model.query_tower(raw_queries()).numpy()
-    assert loaded.shape == (3, CONFIG.embedding_dim)
-    np.testing.assert_allclose(loaded, in_memory, rtol=1e-6, atol=1e-6)
+def profiles() -> list[UserProfile]:
+    """The users of raw_queries() as the app reads them: None for missing attributes,
+    histories of any length."""
+    return [
+        UserProfile("1", 24, "M", "student", "10001", ["2"], [4.0]),
+        UserProfile("3", None, None, "writer", None, ["4", "7", "1", "5"], [None, 2.0, 5.0, 1.0]),
+        UserProfile("stranger", 61, "F", "astronaut", "00000", []),
+    ]
+
+
+def publish(artifacts_dir: Path, trained: pipeline.Trained) -> Path:
+    """Stage, finish and publish a live version with the pipeline's own steps."""
+    settings = Settings(artifacts=ArtifactSettings(dir=artifacts_dir))
+    staged = pipeline.stage(settings, trained)
+    pipeline.finish_manifest(staged, trained, {"metrics": {}, "index_recall@10": 1.0})
+    return pipeline.publish_staged(settings, staged.folder, make_live=True)
 
 
 @pytest.fixture(scope="module")
-def artifacts_dir(tmp_path_factory, catalog: Catalog, model, item_vectors) -> Path:
-    """One version exported by the pipeline's own export step and made live."""
-    folder = tmp_path_factory.mktemp("artifacts")
-    item_ids, vectors = item_vectors
+def retrieval_dir(tmp_path_factory, catalog: Catalog, model) -> Path:
+    """A retrieval-only version exported by the pipeline's own export step and made live."""
     split = leave_last_out(catalog, HISTORY_LENGTH)
-    settings = Settings(artifacts=ArtifactSettings(dir=folder))
-    trained = pipeline.Trained(CONFIG, catalog, split, model, None, item_ids, vectors, {})
-    staging, _searcher, info = pipeline.stage(settings, trained)
-    pipeline.finish_manifest(staging, trained, info, {"metrics": {}, "index_recall@10": 1.0})
-    pipeline.publish_staged(settings, staging, make_live=True)
-    return folder
+    trained = pipeline.Trained(CONFIG, catalog, split, model, None, sorted(catalog.items), {})
+    return publish(tmp_path_factory.mktemp("artifacts"), trained).parent
 
 
 @pytest.fixture(scope="module")
-def live(artifacts_dir: Path) -> ModelVersion:
-    return load_live(artifacts_dir)
+def live(retrieval_dir: Path) -> ModelVersion:
+    return load_live(retrieval_dir)
 
 
-def test_live_version_is_the_published_one(live: ModelVersion, artifacts_dir: Path) -> None:
-    assert live.version == (artifacts_dir / "LIVE").read_text().strip()
-    assert live.version.endswith("-01234567")
-    assert live.item_ids.tolist() == sorted(tiny_catalog().items)
+def test_live_version_is_the_published_one(live: ModelVersion, retrieval_dir: Path) -> None:
+    assert live.version == (retrieval_dir / "LIVE").read_text().strip()
+    assert live.version.endswith("-tiny") and live.ranking is None
     assert live.manifest["index"] == {
-        "items": 20,
+        "items": 8,
         "mode": "brute_force",
         "num_leaves": 1,
         "reorder_num_neighbors": 0,
@@ -255,63 +231,81 @@ def test_live_version_is_the_published_one(live: ModelVersion, artifacts_dir: Pa
     assert live.popular == popular_items(split, CONFIG.popular_items)
 
 
-def profiles() -> list[UserProfile]:
-    """The users of raw_queries() as the app reads them: None for missing attributes."""
-    return [
-        UserProfile("1", 24, "M", "student", "91043", ["2"], [4.0]),
-        UserProfile(
-            "3",
-            None,
-            None,
-            "writer",
-            None,
-            ["4", "7", "10", "13", "16", "19"],
-            [None, 2.0, 5.0, 1.0, 3.0, 3.0],
-        ),
-        UserProfile("stranger", 61, "F", "astronaut", "00000", []),
+def test_catalog_files_are_in_index_row_order(live: ModelVersion, catalog, item_vectors) -> None:
+    item_ids, vectors = item_vectors
+    assert live.item_ids.tolist() == item_ids and live.row_of["8"] == 7
+    assert live.manifest["serving"] == {
+        "signatures": ["items", "serving_default"],
+        "item_vectors": {"embedding": {"file": "item_vectors/embedding.npy", "dim": 8}},
+        "metadata": "metadata.jsonl",
+    }
+    assert [live.metadata.get(row) for row in range(len(live.metadata))] == [
+        item_metadata(catalog.items[i]) for i in item_ids
     ]
+
+
+def test_exported_item_signature_matches_the_tower_in_batches(
+    retrieval_dir: Path, live: ModelVersion, catalog, item_vectors
+) -> None:
+    item_ids, vectors = item_vectors
+    path = retrieval_dir / live.version / "query_tower"
+    exported = export.item_vectors(path, item_columns(catalog, item_ids), batch_size=3)
+    assert list(exported) == ["embedding"]
+    np.testing.assert_allclose(exported["embedding"], vectors, rtol=1e-6, atol=1e-6)
+    written = np.load(retrieval_dir / live.version / "item_vectors" / "embedding.npy")
+    np.testing.assert_allclose(written, vectors, rtol=1e-6, atol=1e-6)
+
+
+def test_item_vectors_and_metadata_files_round_trip(tmp_path: Path) -> None:
+    written = export.write_item_vectors(tmp_path / "item_vectors", {"e": np.eye(3) / 3})
+    assert written == {"e": "item_vectors/e.npy"}
+    loaded = np.load(tmp_path / written["e"])
+    assert loaded.dtype == np.float32 and np.allclose(loaded, np.eye(3) / 3)
+    rows = [{"title": "Amélie (2001)", "genres": ["Comedy"]}, {"title": "two\nlines"}, {}]
+    export.write_metadata(tmp_path / "metadata.jsonl", rows)
+    metadata = ItemMetadata((tmp_path / "metadata.jsonl").read_bytes())
+    assert len(metadata) == 3 and [metadata.get(row) for row in range(3)] == rows
 
 
 def test_app_embeddings_match_the_trained_tower(live: ModelVersion, model) -> None:
     # The app pads, truncates and fills missing values from the manifest alone.
-    served = call_model(live.query_fn, profile_columns(live, profiles()))["embedding"]
-    np.testing.assert_allclose(served, model.query_tower(raw_queries()).numpy(), atol=1e-6)
-
-
-def pending(version: ModelVersion, profile: UserProfile, k: int, exclude=()) -> _Pending:
-    return _Pending(version, profile, frozenset(exclude), k, future=None)  # type: ignore[arg-type]
-
-
-def test_app_search_equals_the_exact_top_k_minus_excluded(live, model, item_vectors) -> None:
-    item_ids, vectors = item_vectors
-    users, excluded = profiles(), [{"2", "5"}, set(), {"1", "20", "no-such-item"}]
-    hits = search_group(
-        live, [pending(live, p, 5, e) for p, e in zip(users, excluded, strict=True)]
+    served = call_model(live.query_fn, profile_columns(live, profiles()))
+    assert list(served) == ["embedding"]
+    np.testing.assert_allclose(
+        served["embedding"], model.query_tower(raw_queries()).numpy(), atol=1e-6
     )
+
+
+def test_served_lists_equal_the_exact_top_k_minus_excluded(live, model, item_vectors) -> None:
+    item_ids, vectors = item_vectors
+    excluded = [("2", "5"), (), ("1", "8", "no-such-item")]
+    requests = [RecommendRequest(p, 5, e) for p, e in zip(profiles(), excluded, strict=True)]
     scores = model.query_tower(raw_queries()).numpy() @ vectors.T
-    for row, user_hits in enumerate(hits):
+    for row, ranked in enumerate(recommend_batch(live, requests)):
         order = [item_ids[c] for c in np.argsort(-scores[row], kind="stable")]
-        assert [h.item_id for h in user_hits] == [i for i in order if i not in excluded[row]][:5]
-        expected = [scores[row, item_ids.index(h.item_id)] for h in user_hits]
-        np.testing.assert_allclose([h.score for h in user_hits], expected, atol=1e-5)
+        assert ranked.item_ids(live) == [i for i in order if i not in excluded[row]][:5]
+        np.testing.assert_allclose(ranked.scores, scores[row, ranked.rows], atol=1e-5)
 
 
 def test_k_larger_than_the_catalog_returns_every_unexcluded_item(live: ModelVersion) -> None:
-    exclude = {"3", "8", "15"}
-    [hits] = search_group(live, [pending(live, profiles()[0], 50, exclude)])
-    ids = [h.item_id for h in hits]
-    assert len(ids) == 20 - len(exclude) and len(set(ids)) == len(ids)
-    assert set(ids) == set(live.item_ids) - exclude
-    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    exclude = {"3", "8", "no-such-item"}
+    [ranked] = recommend_batch(live, [RecommendRequest(profiles()[0], 50, tuple(exclude))])
+    ids = ranked.item_ids(live)
+    assert len(ids) == 6 and set(ids) == set(live.item_ids) - exclude
+    assert ranked.scores.tolist() == sorted(ranked.scores, reverse=True)
+    assert recommend_batch(live, []) == []
 
 
-def test_every_listed_file_is_checked(artifacts_dir: Path, live: ModelVersion, tmp_path) -> None:
+def test_every_listed_file_is_checked(retrieval_dir: Path, live: ModelVersion, tmp_path) -> None:
     listed = live.manifest["files"]
-    assert {"item_ids.json", "popular.json", "query_tower/saved_model.pb"} <= set(listed)
+    assert {
+        *("item_ids.json", "popular.json", "metadata.jsonl"),
+        *("item_vectors/embedding.npy", "query_tower/saved_model.pb"),
+    } <= set(listed)
     assert any(name.startswith("candidate_index/") for name in listed)
     for name in listed:
         copy = tmp_path / name.replace("/", "_")
-        shutil.copytree(artifacts_dir, copy)
+        shutil.copytree(retrieval_dir, copy)
         flip_one_byte(copy / live.version / name)
         with pytest.raises(ArtifactError, match=f"{copy / live.version / name}: checksum"):
             load_live(copy)
@@ -374,18 +368,88 @@ def test_new_versions_sort_by_creation_and_carry_the_data_fingerprint() -> None:
     assert created[0] <= created[1]
 
 
+# --- The first stage over an index alone ----------------------------------------------
+
+
+def index_version(items: np.ndarray, config: IndexConfig) -> ModelVersion:
+    """A version holding only a ScaNN index over `items` (ids "0".."n-1")."""
+    searcher, info = export.build_index(items, config)
+    assert info["mode"] == config.mode
+    return bare_version(
+        searcher=searcher,
+        item_ids=np.array([str(i) for i in range(len(items))], dtype=object),
+        leaves=info["num_leaves"],
+        reorder=info["reorder_num_neighbors"],
+        reorder_multiplier=info.get("reorder_multiplier", 1.0),
+    )
+
+
+def served_rows(version: ModelVersion, queries, wanted: int, excluded=NONE) -> np.ndarray:
+    """The first stage's rows for each query (the same `wanted` and `excluded` for all)."""
+    found = retrieve(version, queries, [wanted] * len(queries), [excluded] * len(queries))
+    return np.stack([rows for rows, _ in found])
+
+
+def test_rows_of_ids_are_sorted_unique_and_skip_unknown_ids() -> None:
+    version = bare_version(item_ids=np.array(["b", "a", "c"], dtype=object))
+    assert version.rows(["c", "b", "no-such-item", "c"]).tolist() == [0, 2]
+    assert version.rows([]).tolist() == []
+
+
+def test_exclusions_apply_to_their_own_request_only(vectors) -> None:
+    items, queries = vectors
+    version = index_version(items, IndexConfig(mode="brute_force"))
+    exact = export.exact_top_k(queries[:1], items, K + 3)[0]
+    excluded = [np.sort(exact[:3]), NONE]  # the same query twice, only the first excludes
+    first, second = retrieve(version, queries[[0, 0]], [K, K], excluded)
+    assert first[0].tolist() == exact[3:].tolist()
+    assert second[0].tolist() == exact[:K].tolist()
+    np.testing.assert_allclose(first[1], queries[0] @ items[exact[3:]].T, atol=1e-5)
+
+
+class RecordingSearcher:
+    """A real ScaNN searcher that notes the size and depth of each batched search."""
+
+    def __init__(self, searcher):  # type: ignore[no-untyped-def]
+        self.searcher, self.calls = searcher, []
+
+    def search_batched(self, queries, **options):  # type: ignore[no-untyped-def]
+        self.calls.append((len(queries), options["final_num_neighbors"]))
+        return self.searcher.search_batched(queries, **options)
+
+
+def test_each_request_is_searched_only_as_deep_as_it_needs(vectors) -> None:
+    """Depth = wanted + excluded, rounded up to a power of two: the two light requests
+    share a search at 16, the heavy one alone goes to 128."""
+    items, queries = vectors
+    version = index_version(items, IndexConfig(mode="brute_force"))
+    recording = RecordingSearcher(version.searcher)
+    excluded = [NONE, np.arange(6), np.arange(20)]
+    searched = dataclasses.replace(version, searcher=recording)
+    found = retrieve(searched, queries[:3], [K, K, 100], excluded)
+    assert recording.calls == [(2, 16), (1, 128)]
+    exact = export.exact_top_k(queries[:3], items, 120)
+    for (rows, _), skip, best, k in zip(found, excluded, exact, [K, K, 100], strict=True):
+        assert rows.tolist() == [r for r in best if r not in skip][:k]
+
+
+def test_reorder_depth_grows_with_the_request_but_not_past_the_catalog() -> None:
+    version = bare_version(item_ids=np.arange(1000).astype(object), reorder=200)
+    deep = dataclasses.replace(version, reorder_multiplier=4.0)
+    assert [reorder_depth(version, n) for n in (10, 100, 1000)] == [200, 200, 1000]
+    assert [reorder_depth(deep, n) for n in (10, 100, 1000)] == [200, 400, 1000]
+
+
 @pytest.mark.parametrize("config", APPROXIMATE, ids=lambda c: c.mode)
 def test_served_search_keeps_the_index_recall(vectors, config: IndexConfig) -> None:
     """Regression: serving once overrode the index's re-rank depth with k + |seen|, which
     re-scored too few candidates and lost recall the manifest claimed."""
     items, queries = vectors
-    version = _index_version(items, config)
-    searcher = version.searcher
-    group = [pending(version, profiles()[0], K) for _ in queries]
-    served = [[int(h.item_id) for h in hits] for hits in search_embeddings(version, queries, group)]
-    default, _ = searcher.search_batched(queries, final_num_neighbors=K)
+    version = index_version(items, config)
+    default, _ = version.searcher.search_batched(queries, final_num_neighbors=K)
     exact = export.exact_top_k(queries, items, K)
-    assert recall_at_k(np.asarray(served), exact) >= recall_at_k(np.asarray(default), exact)
+    served = served_rows(version, queries, K)
+    assert recall_at_k(served, exact) >= recall_at_k(np.asarray(default), exact)
 
 
 @pytest.mark.parametrize("config", APPROXIMATE, ids=lambda c: c.mode)
@@ -393,35 +457,14 @@ def test_deep_requests_keep_recall_at_serving_depth(config: IndexConfig) -> None
     """The ranker asks for 100 unseen items, not 10: the exact re-rank must grow with the
     request, or hashing's rough scores drop true neighbours (recall@100 was 0.83-0.96)."""
     items, queries = clustered(5000, 50)
-    exclude = frozenset(str(i) for i in range(1, 40, 2))
+    excluded = np.arange(1, 40, 2)
     scores = queries @ items.T
-    scores[:, 1:40:2] = -np.inf
+    scores[:, excluded] = -np.inf
     exact = np.argsort(-scores, axis=1)[:, :100]
-
-    def served_recall(version: ModelVersion) -> float:
-        group = [_Pending(version, profiles()[0], exclude, 100, None) for _ in queries]  # type: ignore[arg-type]
-        lists = [
-            [int(h.item_id) for h in hits] for hits in search_embeddings(version, queries, group)
-        ]
-        return recall_at_k(np.asarray(lists), exact)
-
-    version = _index_version(items, config)
-    assert served_recall(version) >= 0.99
-    assert served_recall(dataclasses.replace(version, reorder_multiplier=1.0)) < 0.99
-
-
-def _index_version(items: np.ndarray, config: IndexConfig) -> ModelVersion:
-    """A version holding only an approximate ScaNN index over `items` (ids "0".."n-1")."""
-    searcher, info = export.build_index(items, config)
-    assert info["mode"] == config.mode
-    return dataclasses.replace(
-        bare_version(),
-        searcher=searcher,
-        item_ids=np.array([str(i) for i in range(len(items))], dtype=object),
-        leaves=info["num_leaves"],
-        reorder=info["reorder_num_neighbors"],
-        reorder_multiplier=info["reorder_multiplier"],
-    )
+    version = index_version(items, config)
+    assert recall_at_k(served_rows(version, queries, 100, excluded), exact) >= 0.99
+    shallow = dataclasses.replace(version, reorder_multiplier=1.0)
+    assert recall_at_k(served_rows(shallow, queries, 100, excluded), exact) < 0.99
 
 
 @pytest.mark.parametrize("config", APPROXIMATE, ids=lambda c: c.mode)
@@ -429,11 +472,9 @@ def test_partial_search_padding_never_reaches_the_list(vectors, config: IndexCon
     """Regression: asking ScaNN for more neighbours than the searched partitions hold
     returns (row 0, NaN) padding, which once surfaced as repeated items."""
     items, queries = vectors
-    version = _index_version(items, config)
-    exclude = frozenset(str(i) for i in range(1, 300, 2))  # half seen; row 0 (padding) not
-    group = [_Pending(version, profiles()[0], exclude, 120, None) for _ in queries[:5]]  # type: ignore[arg-type]
-    for hits in search_embeddings(version, queries[:5], group):
-        ids = [h.item_id for h in hits]
-        assert len(ids) == 120 and len(set(ids)) == 120
-        assert not set(ids) & exclude
-        assert all(np.isfinite(h.score) for h in hits)
+    version = index_version(items, config)
+    excluded = np.arange(1, 300, 2)  # half seen; row 0 (the padding's row) is not
+    for rows, scores in retrieve(version, queries[:5], [120] * 5, [excluded] * 5):
+        assert len(rows) == 120 and len(set(rows.tolist())) == 120
+        assert not set(rows.tolist()) & set(excluded.tolist())
+        assert np.isfinite(scores).all()

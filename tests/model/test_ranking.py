@@ -1,29 +1,38 @@
-"""The ranking stage: multi-task training, export with raw features, and the app's use."""
+"""The ranking stage: multi-task training, export as query side + item vectors, and the
+app's fast path checked against the full pairs model on the same raw inputs."""
 
-import dataclasses
+import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from app.artifacts import ModelVersion
+from app.artifacts import ArtifactError, load_version
+from app.candidates import retrieve
 from app.db.queries import UserProfile
-from app.inputs import Hit, profile_columns
+from app.inputs import call_model, profile_columns
 from app.ranking import rank
+from app.serving import Ranked, RecommendRequest, recommend_batch
+from app.version import ModelVersion
 from models import features as F
 from models.layers import RatingHistorySummary
+from tests.model.test_index_and_export import profiles, publish
 from tests.model.test_towers import CONFIG as TOWER_CONFIG
 from tests.model.test_towers import tiny_catalog
-from tests.versions import bare_version
-from training import export
-from training.dataset import item_features, leave_last_out, vocabularies
+from training import pipeline
+from training.dataset import item_features, leave_last_out, user_features, vocabularies
+from training.export import RATING_INPUTS
 from training.train import build_model, build_ranker, fit
 
 pytestmark = pytest.mark.model
 
 RATINGS = [5.0, 1.0, 4.0, 2.0, 3.0, 5.0]
 NAN = float("nan")
+# (DCN cross layer in the rating head, rating blend): the blend is what makes the app
+# call the rating head; the cross layer only changes that head.
+VARIANTS = {"dcn-blend": (True, 0.5), "plain-blend": (False, 0.5), "dcn-no-blend": (True, 0.0)}
 
 
 def catalog_with_ratings():
@@ -32,8 +41,9 @@ def catalog_with_ratings():
     return catalog
 
 
-@pytest.fixture(scope="module", params=[True, False], ids=["dcn", "no-cross"])
-def trained(request):
+@pytest.fixture(scope="module", params=list(VARIANTS))
+def trained(request) -> pipeline.Trained:
+    use_cross, blend = VARIANTS[request.param]
     tf.keras.utils.set_random_seed(TOWER_CONFIG.seed)
     catalog = catalog_with_ratings()
     split = leave_last_out(catalog, TOWER_CONFIG.history_length)
@@ -42,9 +52,10 @@ def trained(request):
         update={
             "embedding_dim": 8,
             "hidden_dim": 16,
-            "use_cross": request.param,
-            "rating_blend": 0.5,
+            "use_cross": use_cross,
+            "rating_blend": blend,
             "epochs": 8,
+            "candidates": 6,  # of 8 items: a deep request ranks more than the candidates
         }
     )
     vocab = vocabularies(catalog)
@@ -52,8 +63,30 @@ def trained(request):
     fit(retrieval, split.train, config)
     mean = float(np.nanmean(split.train[F.RATING]))
     ranker = build_ranker(vocab, config, mean, retrieval)
-    losses = fit(ranker, split.train, config, epochs=config.ranker.epochs)
-    return catalog, split, config, retrieval, ranker, losses
+    losses = {"ranker": fit(ranker, split.train, config, epochs=config.ranker.epochs)}
+    item_ids = sorted(catalog.items)
+    return pipeline.Trained(config, catalog, split, retrieval, ranker, item_ids, losses)
+
+
+@pytest.fixture(scope="module")
+def published(trained: pipeline.Trained, tmp_path_factory) -> Path:
+    """The version folder `recsys train` would publish for this model."""
+    return publish(tmp_path_factory.mktemp("artifacts"), trained)
+
+
+@pytest.fixture(scope="module")
+def live(published: Path) -> ModelVersion:
+    return load_version(published.parent, published.name)
+
+
+def full_ranker(folder: Path):  # type: ignore[no-untyped-def]
+    """A version's full pairs model (ranker/): raw (user, item) features in, score out."""
+    return tf.saved_model.load(str(folder / "ranker")).signatures["serving_default"]
+
+
+@pytest.fixture(scope="module")
+def full(published: Path):  # type: ignore[no-untyped-def]
+    return full_ranker(published)
 
 
 def pairs() -> dict[str, tf.Tensor]:
@@ -73,20 +106,20 @@ def pairs() -> dict[str, tf.Tensor]:
 
 
 def test_multi_task_training_lowers_the_loss(trained) -> None:
-    *_, losses = trained
+    losses = trained.losses["ranker"]
     assert all(np.isfinite(losses)) and losses[-1] < losses[0]
 
 
 def test_rating_head_learns_the_ratings(trained) -> None:
-    catalog, split, *_, ranker, _ = trained
-    predicted = ranker(split.train)["rating"].numpy()
-    truth = split.train[F.RATING]
+    train = trained.split.train
+    predicted = trained.ranker(train)["rating"].numpy()
+    truth = train[F.RATING]
     baseline = np.sqrt(np.mean((truth - truth.mean()) ** 2))
     assert np.sqrt(np.mean((predicted - truth) ** 2)) < baseline
 
 
 def test_score_adds_retrieval_logit_and_rating_blend(trained) -> None:
-    _, _, config, retrieval, ranker, _ = trained
+    config, retrieval, ranker = trained.config, trained.retrieval, trained.ranker
     features = pairs()
     out = ranker(features)
     base = (
@@ -99,75 +132,136 @@ def test_score_adds_retrieval_logit_and_rating_blend(trained) -> None:
     )
     own_q, own_c = ranker.embed(features)
     own = tf.reduce_sum(own_q * own_c, axis=1) / config.ranker.temperature
-    blend = config.ranker.rating_blend * (out["rating"] - ranker.rating_mean)
+    # The rating served (from the split halves) is the rating head as trained.
+    rating = ranker.predict_rating(features, own_q, own_c)
+    np.testing.assert_allclose(out["rating"], rating, rtol=1e-5, atol=1e-5)
+    blend = config.ranker.rating_blend * (rating - ranker.rating_mean)
     np.testing.assert_allclose(out["score"], base + own + blend, rtol=1e-5, atol=1e-5)
 
 
-def test_exported_ranker_matches_in_memory_on_raw_features(trained, tmp_path: Path) -> None:
-    _, _, config, _, ranker, _ = trained
-    export.save_ranker(ranker, config.history_length, tmp_path / "ranker")
-    serve = tf.saved_model.load(str(tmp_path / "ranker")).signatures["serving_default"]
-    loaded, in_memory = serve(**pairs()), ranker(pairs())
+def test_exported_ranker_matches_in_memory_on_raw_features(trained, full) -> None:
+    loaded, in_memory = full(**pairs()), trained.ranker(pairs())
     for name in ("score", "rating"):
         np.testing.assert_allclose(loaded[name].numpy(), in_memory[name].numpy(), atol=1e-5)
 
 
-def test_app_rank_orders_candidates_by_the_ranker_score(trained, tmp_path: Path) -> None:
-    catalog, _, config, _, ranker, _ = trained
-    export.save_ranker(ranker, config.history_length, tmp_path / "ranker")
-    fn = tf.saved_model.load(str(tmp_path / "ranker")).signatures["serving_default"]
-    version = _version(catalog, config, fn)
-    profile = UserProfile("1", 25, "F", "writer", "10001", ["2", "3"], [1.0, None])
-    candidates = [Hit(item_id=i, score=0.0) for i in ("4", "5", "6", "7", "8")]
-    [ranked] = rank(version, profile_columns(version, [profile]), [candidates], [3])
-    expected = ranker(_pairs_for(catalog, config, profile, [h.item_id for h in candidates]))
-    order = np.argsort(-expected["score"].numpy(), kind="stable")[:3]
-    assert [h.item_id for h in ranked] == [candidates[i].item_id for i in order]
-    np.testing.assert_allclose(
-        [h.score for h in ranked], expected["score"].numpy()[order], atol=1e-5
-    )
+def test_exported_halves_compose_to_the_ranker(trained, published: Path) -> None:
+    """Query side (user features only) + items (item features only) + the rating head
+    on the two halves give the pairs model's score and rating, unknown ids included."""
+    signatures = tf.saved_model.load(str(published / "query_tower")).signatures
+    features, ranker = pairs(), trained.ranker
+    users = signatures["serving_default"](**{k: features[k] for k in F.QUERY_FEATURES})
+    items = signatures["items"](**{k: features[k] for k in F.CANDIDATE_FEATURES})
+    halves = {name: users[name] if name in users else items[name] for name in RATING_INPUTS}
+    rating = signatures["rating"](**halves)["rating"]
+    relevance = tf.reduce_sum(users["ranking"] * items["ranking"], axis=1)
+    score = relevance + trained.config.ranker.rating_blend * (rating - ranker.rating_mean)
+    expected = ranker(features)
+    np.testing.assert_allclose(rating, expected["rating"], atol=1e-5)
+    np.testing.assert_allclose(score, expected["score"], atol=1e-5)
+    embedding = trained.retrieval.query_tower({k: features[k] for k in F.QUERY_FEATURES})
+    np.testing.assert_allclose(users["embedding"], embedding, atol=1e-6)
 
 
-def _version(catalog, config, fn) -> ModelVersion:
-    spec = F.serving_spec(config.history_length)
-    return bare_version(
-        manifest={"feature_spec": spec},
-        item_ids=np.array(sorted(catalog.items), dtype=object),
-        inputs={n: v["dtype"] for n, v in spec["inputs"].items()},
-        history_feature=F.HISTORY,
-        history_length=config.history_length,
-        history_pad=F.HISTORY_PAD,
-        history_ratings_feature=F.HISTORY_RATINGS,
-        ranker_fn=fn,
-        ranking_candidates=5,
-        candidate_features={i: item_features(catalog.items[i]) for i in catalog.items},
-    )
-
-
-def _pairs_for(catalog, config, profile: UserProfile, items: list[str]) -> dict:
-    length = config.history_length
-    history = (profile.history + [F.HISTORY_PAD] * length)[:length]
+def pairs_for(profile: UserProfile, length: int, items: list[dict]) -> dict[str, tf.Tensor]:
+    """The pairs model's raw inputs for one user and each catalog row in `items`, built
+    as training builds them (not by the app's profile_columns)."""
     stars = [NAN if r is None else r for r in profile.history_ratings]
-    ratings = (stars + [NAN] * length)[:length]
-    n = len(items)
-    rows = [item_features(catalog.items[i]) for i in items]
-    return {
-        F.USER_ID: tf.constant([profile.user_id] * n),
-        F.AGE: tf.constant([profile.age] * n, dtype=tf.int64),
-        F.GENDER: tf.constant([profile.gender] * n),
-        F.OCCUPATION: tf.constant([profile.occupation] * n),
-        F.ZIP_CODE: tf.constant([profile.zip_code] * n),
-        F.HISTORY: tf.constant([history] * n),
-        F.HISTORY_RATINGS: tf.constant([ratings] * n, dtype=tf.float32),
-        **{name: tf.constant([r[name] for r in rows]) for name in F.CANDIDATE_FEATURES},
+    user = {
+        **user_features({"id": profile.user_id, **profile.attributes()}),
+        F.HISTORY: (profile.history + [F.HISTORY_PAD] * length)[:length],
+        F.HISTORY_RATINGS: (stars + [NAN] * length)[:length],
     }
+    rows = [{**user, **item_features(item)} for item in items]
+    columns = {name: np.array([row[name] for row in rows]) for name in rows[0]}
+    columns[F.HISTORY_RATINGS] = columns[F.HISTORY_RATINGS].astype(np.float32)
+    return {name: tf.constant(values) for name, values in columns.items()}
 
 
-def test_ranking_nothing_returns_empty_lists(trained) -> None:
-    catalog, _, config, *_ = trained
-    version = dataclasses.replace(_version(catalog, config, None))
-    users = profile_columns(version, [UserProfile("1", 1, "F", "x", "1")])
-    assert rank(version, users, [[]], [5]) == [[]]
+def best_first(scores: tf.Tensor, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of the k best scores, best first, and those scores."""
+    order = np.argsort(-scores.numpy(), kind="stable")[:k]
+    return order, scores.numpy()[order]
+
+
+def first_stage(version: ModelVersion, requests: Sequence[RecommendRequest]) -> list[np.ndarray]:
+    """The candidate rows retrieval hands the ranker for each request."""
+    columns = profile_columns(version, [r.profile for r in requests])
+    queries = call_model(version.query_fn, columns)["embedding"]
+    assert version.ranking is not None
+    depth = [max(r.k, version.ranking.candidates) for r in requests]
+    excluded = [version.rows(r.exclude) for r in requests]
+    return [rows for rows, _ in retrieve(version, queries, depth, excluded)]
+
+
+def assert_fast_path_matches_the_full_ranker(
+    full, version: ModelVersion, requests: list[RecommendRequest], items: dict
+) -> list[Ranked]:
+    """recommend_batch (query side + precomputed item vectors) gives each request the same
+    items, order and scores as the version's `full_ranker` on the same (user, candidate)
+    raw inputs."""
+    served = recommend_batch(version, requests)
+    for request, ranked, rows in zip(requests, served, first_stage(version, requests), strict=True):
+        ids = version.item_ids[rows].tolist()
+        pairs = pairs_for(request.profile, version.history_length, [items[i] for i in ids])
+        order, scores = best_first(full(**pairs)["score"], request.k)
+        assert ranked.item_ids(version) == [ids[i] for i in order]
+        np.testing.assert_allclose(ranked.scores, scores, rtol=0, atol=1e-5)
+    return served
+
+
+def test_fast_path_equals_the_full_ranker(trained, full, live: ModelVersion) -> None:
+    users = profiles()
+    requests = [
+        RecommendRequest(users[0], 3, ("2",)),  # 6 candidates ranked, 3 returned
+        RecommendRequest(users[1], 20, ("1", "no-such-item")),  # k past the catalog
+        RecommendRequest(users[2], 6),
+    ]
+    served = assert_fast_path_matches_the_full_ranker(full, live, requests, trained.catalog.items)
+    assert [len(r.rows) for r in served] == [3, 7, 6]
+    assert live.ranking is not None
+    blend = trained.config.ranker.rating_blend
+    assert live.ranking.rating_blend == blend
+    assert (live.ranking.rating_fn is None) == (live.ranking.rating_items is None) == (not blend)
+
+
+def test_rank_orders_each_requests_candidates_by_the_ranker(trained, live) -> None:
+    """Requests with different numbers of candidates in one batch: each gets its own,
+    ordered by the in-memory pairs model; the shorter one's padding never shows."""
+    candidates = [live.rows(["4", "5", "6", "7", "8"]), live.rows(["3", "6"])]
+    users = profiles()[:2]
+    outputs = call_model(live.query_fn, profile_columns(live, users))
+    assert live.ranking is not None
+    found = [(rows, np.zeros(len(rows), np.float32)) for rows in candidates]
+    ks = [3, 5]
+    ranked = rank(live.ranking, outputs, found, ks)
+    assert [len(rows) for rows, _ in ranked] == [3, 2]
+    for profile, rows, (got, scores), k in zip(users, candidates, ranked, ks, strict=True):
+        items = [trained.catalog.items[i] for i in live.item_ids[rows]]
+        pairs = pairs_for(profile, live.history_length, items)
+        order, expected = best_first(trained.ranker(pairs)["score"], k)
+        assert got.tolist() == rows[order].tolist()
+        np.testing.assert_allclose(scores, expected, atol=1e-5)
+
+
+def test_ranking_nothing_returns_empty_lists(live: ModelVersion) -> None:
+    users = profiles()[:2]
+    outputs = call_model(live.query_fn, profile_columns(live, users))
+    assert live.ranking is not None
+    nothing = (np.empty(0, np.int64), np.empty(0, np.float32))
+    assert [len(rows) for rows, _ in rank(live.ranking, outputs, [nothing] * 2, [5, 5])] == [0, 0]
+    everything = live.item_ids.tolist()
+    [ranked] = recommend_batch(live, [RecommendRequest(users[0], 5, everything)])
+    assert ranked.rows.size == 0 and ranked.scores.size == 0
+
+
+def test_item_vectors_of_the_wrong_length_are_refused(published: Path, tmp_path: Path) -> None:
+    copy = tmp_path / published.name
+    shutil.copytree(published, copy)
+    vectors = copy / "item_vectors" / "ranking.npy"
+    np.save(vectors, np.load(vectors)[:-1])
+    with pytest.raises(ArtifactError, match=r"ranking\.npy: shape \(7, \d+\), expected 8 rows"):
+        load_version(tmp_path, copy.name, verify=False)
 
 
 def test_rating_history_summary_against_hand_computed_values() -> None:

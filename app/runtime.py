@@ -1,0 +1,95 @@
+"""What the lifespan builds once per process: engine, live version, the two batchers.
+
+Requests reach the model through two micro-batchers in a row: `profiles` turns the
+user ids of concurrent requests into one database statement, `models` turns their
+profiles into one `recommend_batch` call on the model thread. The two run side by side,
+so one batch's profiles are read while the previous batch is being scored.
+
+The model runs on one dedicated thread: batches are scored one at a time anyway, and a
+thread that stays the same stays warm (TensorFlow's per-thread state, caches).
+"""
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.batching import MicroBatcher
+from app.db.engine import autocommit, read_retrying
+from app.db.queries import UserProfile, fetch_profiles
+from app.errors import DATABASE_ERRORS
+from app.serving import Ranked, RecommendRequest, recommend_batch, warm_up
+from app.settings import Settings
+from app.version import ModelVersion
+
+Scoring = tuple[ModelVersion, RecommendRequest]
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: AsyncEngine
+    version: ModelVersion
+    profiles: MicroBatcher[str, UserProfile | None]
+    models: MicroBatcher[Scoring, Ranked]
+    model_thread: ThreadPoolExecutor
+
+    async def warm(self) -> None:
+        """Run the path once before traffic: the model on its own thread, and a profile
+        read through the batcher (compiles and caches the statement)."""
+        await asyncio.get_running_loop().run_in_executor(self.model_thread, warm_up, self.version)
+        # The database may be down at start: requests degrade until it is back.
+        with contextlib.suppress(*DATABASE_ERRORS):
+            await self.profiles.submit("")
+
+    async def stop(self) -> None:
+        await self.profiles.stop()
+        await self.models.stop()
+        self.model_thread.shutdown(wait=True)
+        await self.engine.dispose()
+
+
+def build_runtime(settings: Settings, engine: AsyncEngine, version: ModelVersion) -> Runtime:
+    serving = settings.serving
+    limit = serving.max_seen_items
+
+    reads = autocommit(engine)
+
+    async def read_profiles(user_ids: list[str]) -> list[UserProfile | None]:
+        found = await read_retrying(reads, lambda conn: fetch_profiles(conn, user_ids, limit))
+        return [found.get(user_id) for user_id in user_ids]
+
+    model_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recsys-model")
+
+    async def score(batch: list[Scoring]) -> list[Ranked]:
+        return await asyncio.get_running_loop().run_in_executor(model_thread, score_batch, batch)
+
+    size, window = serving.batch_max_size, serving.batch_window_ms / 1000
+    runtime = Runtime(
+        settings=settings,
+        engine=engine,
+        version=version,
+        profiles=MicroBatcher("profiles", read_profiles, max_batch=size, window=window),
+        models=MicroBatcher("models", score, max_batch=size, window=window),
+        model_thread=model_thread,
+    )
+    runtime.profiles.start()
+    runtime.models.start()
+    return runtime
+
+
+def score_batch(batch: Sequence[Scoring]) -> list[Ranked]:
+    """One recommend_batch call per version in the batch (two only during a swap)."""
+    groups: dict[int, list[int]] = {}
+    for position, (version, _) in enumerate(batch):
+        groups.setdefault(id(version), []).append(position)
+    results: list[Ranked | None] = [None] * len(batch)
+    for positions in groups.values():
+        version = batch[positions[0]][0]
+        ranked = recommend_batch(version, [batch[p][1] for p in positions])
+        for p, one in zip(positions, ranked, strict=True):
+            results[p] = one
+    return results  # type: ignore[return-value]

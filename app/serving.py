@@ -1,0 +1,68 @@
+"""The public serving core: one function turns a batch of requests into ranked lists.
+
+The micro-batcher calls it for live traffic, `recsys evaluate` calls it to measure the
+product as served, warm-up calls it before a version takes traffic. Per batch it makes
+one query-side TensorFlow call, batched ScaNN searches, and numpy over the candidates.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from app.candidates import Candidates, retrieve
+from app.db.queries import UserProfile
+from app.inputs import call_model, profile_columns
+from app.ranking import rank
+from app.version import ModelVersion
+
+
+@dataclass(frozen=True)
+class RecommendRequest:
+    profile: UserProfile
+    k: int
+    exclude: Sequence[str] = field(default_factory=tuple)  # item ids never to return
+
+
+@dataclass(frozen=True)
+class Ranked:
+    """One answer: index rows and their scores, best first (at most k)."""
+
+    rows: np.ndarray
+    scores: np.ndarray
+
+    def item_ids(self, version: ModelVersion) -> list[str]:
+        return version.item_ids[self.rows].tolist()
+
+
+def recommend_batch(version: ModelVersion, requests: Sequence[RecommendRequest]) -> list[Ranked]:
+    """Ranked lists for a batch of requests on one version (runs in a worker thread)."""
+    if not requests:
+        return []
+    users = call_model(version.query_fn, profile_columns(version, [r.profile for r in requests]))
+    excluded = version.rows_each([r.exclude for r in requests])
+    ks = [r.k for r in requests]
+    if version.ranking is None:
+        found = retrieve(version, users["embedding"], ks, excluded)
+    else:
+        depth = [max(k, version.ranking.candidates) for k in ks]
+        candidates = retrieve(version, users["embedding"], depth, excluded)
+        found = rank(version.ranking, users, candidates, ks)
+    return [_ranked(c) for c in found]
+
+
+def _ranked(candidates: Candidates) -> Ranked:
+    rows, scores = candidates
+    return Ranked(rows=rows, scores=scores.astype(np.float64))
+
+
+def warm_up(version: ModelVersion, sizes: Sequence[int] = (1, 2, 8, 32)) -> None:
+    """Run the whole request path at a few batch sizes before the version takes traffic,
+    so TensorFlow's and ScaNN's first-call costs are not paid by a user."""
+    history = [p["id"] for p in version.popular[: version.history_length]]
+    profile = UserProfile(
+        user_id="", age=None, gender=None, occupation=None, zip_code=None,
+        history=history, history_ratings=[None] * len(history),
+    )  # fmt: skip
+    for size in sizes:
+        recommend_batch(version, [RecommendRequest(profile, 10, history)] * size)

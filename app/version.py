@@ -1,0 +1,93 @@
+"""A loaded model version: everything a request needs, held in memory, read-only.
+
+A version is built completely by the loader (app/artifacts.py) before anything can see it;
+requests then only read it, so a swap is replacing one reference.
+"""
+
+import itertools
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import orjson
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """The second stage with everything item-side computed at export.
+
+    score(user, item) = user's `ranking` vector . `item_vectors[item]`
+                        + rating_blend * (rating(user, item) - rating_mean)
+    The rating head (`rating_fn` over the user's and the item's halves) is the only part
+    that crosses user and item; it runs only when `rating_blend` is not zero.
+    """
+
+    candidates: int  # retrieved items ranked per request (at least k)
+    item_vectors: np.ndarray  # [items, ranking_dim], rows in index order
+    rating_blend: float = 0.0
+    rating_mean: float = 0.0
+    rating_fn: Any = None
+    rating_items: np.ndarray | None = None  # [items, item_dim], only with a blend
+
+
+class ItemMetadata:
+    """The API's catalog fields per index row, kept as the JSON-lines file's own bytes
+    (a million items cost their file size, not a million dicts); decoded per answer."""
+
+    def __init__(self, blob: bytes):
+        self._blob = blob
+        ends = np.flatnonzero(np.frombuffer(blob, dtype=np.uint8) == ord("\n"))
+        self._starts = np.concatenate([[0], ends[:-1] + 1]).astype(np.int64)
+        self._ends = ends.astype(np.int64)
+
+    def __len__(self) -> int:
+        return len(self._ends)
+
+    def get(self, row: int) -> dict[str, Any]:
+        return orjson.loads(self._blob[int(self._starts[row]) : int(self._ends[row])])
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    version: str
+    manifest: dict[str, Any]
+    query_fn: Any  # the query-side SavedModel's serving signature
+    searcher: Any  # scann_ops_pybind.ScannSearcher over the item embeddings
+    item_ids: np.ndarray  # index row -> item id (str)
+    popular: list[dict[str, Any]]
+    inputs: dict[str, str]  # serving signature input name -> dtype
+    history_feature: str
+    history_length: int
+    history_pad: str
+    leaves: int  # ScaNN partitions; searching all of them is exhaustive
+    reorder: int  # candidates ScaNN re-scores exactly; never ask for fewer
+    reorder_multiplier: float = 1.0  # ... nor fewer than this many per requested result
+    # Ratings parallel to the history (NaN where none); None for versions without it.
+    history_ratings_feature: str | None = None
+    ranking: Ranking | None = None  # None: retrieval order is the answer
+    metadata: ItemMetadata | None = None
+    row_of: dict[str, int] = field(default_factory=dict)  # item id -> index row
+
+    @property
+    def size(self) -> int:
+        return len(self.item_ids)
+
+    def rows_each(self, id_lists: Sequence[Sequence[str]]) -> list[np.ndarray]:
+        """Index rows of each list's ids in one lookup pass for a whole batch; ids not in
+        the index are dropped, repeats kept (the search masks them either way)."""
+        if not id_lists:
+            return []
+        lengths = [len(ids) for ids in id_lists]
+        found = np.fromiter(
+            map(self.row_of.get, itertools.chain.from_iterable(id_lists), itertools.repeat(-1)),
+            dtype=np.int64,
+            count=sum(lengths),
+        )
+        return [part[part >= 0] for part in np.split(found, np.cumsum(lengths)[:-1])]
+
+    def rows(self, item_ids: Iterable[str]) -> np.ndarray:
+        """Index rows of the given ids, sorted and unique; ids not in the index are skipped."""
+        row_of = self.row_of
+        found = [row_of[i] for i in item_ids if i in row_of]
+        return np.unique(np.array(found, dtype=np.int64))
