@@ -293,5 +293,60 @@ def bench_serve(
         console.print(f"figures: {json_path}")
 
 
+@bench_cli.command("index")
+def bench_index(
+    items: Annotated[int, typer.Option(min=64, help="Synthetic catalog size.")] = 1_000_000,
+    dim: Annotated[int, typer.Option(min=2, help="Embedding dimension.")] = 64,
+    queries: Annotated[int, typer.Option(min=1, help="Timed queries.")] = 1000,
+    k: Annotated[int, typer.Option(min=1, help="Neighbours per query.")] = 10,
+    batch: Annotated[int, typer.Option(min=1, help="Queries per batched search.")] = 256,
+    seed: Annotated[int, typer.Option(help="Fixes the catalog and the queries.")] = 0,
+    mode: Annotated[
+        str | None, typer.Option(help="auto, brute_force, ah or tree_ah (default: config).")
+    ] = None,
+    leaves: Annotated[
+        int | None, typer.Option(min=2, help="Tree leaves (default: config, about sqrt(items)).")
+    ] = None,
+    leaves_to_search: Annotated[
+        float | None,
+        typer.Option(min=0.0001, max=1.0, help="Share of the leaves a query searches."),
+    ] = None,
+    reorder: Annotated[
+        int | None, typer.Option(min=1, help="Candidates re-scored exactly (default: config).")
+    ] = None,
+    config_file: ConfigFile = None,
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="Write every figure here.")
+    ] = None,
+) -> None:
+    """Build the export's ScaNN index over a structured synthetic catalog and time it
+    against exact numpy search in the same run: build time, size, memory, latency
+    (single and batched), recall@k, speedup."""
+    import json
+
+    from pydantic import ValidationError
+
+    from training.bench.index import Plan, run_bench
+    from training.config import IndexConfig
+
+    knobs = {
+        "mode": mode,
+        "num_leaves": leaves,
+        "leaves_to_search_fraction": leaves_to_search,
+        "reorder_num_neighbors": reorder,
+    }
+    updates = {name: value for name, value in knobs.items() if value is not None}
+    try:  # the index settings `recsys train` would use, with the options above on top
+        index = IndexConfig.model_validate(_config(config_file, None).index.model_dump() | updates)
+    except ValidationError as exc:
+        raise _fail(str(exc)) from None
+    plan = Plan(items=items, dim=dim, queries=queries, k=k, batch=batch, seed=seed, index=index)
+    report = run_bench(plan, console)
+    if json_path:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(report, indent=2) + "\n")
+        console.print(f"figures: {json_path}")
+
+
 def main() -> None:
     cli()

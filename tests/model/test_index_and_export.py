@@ -75,7 +75,7 @@ def test_exact_top_k_is_best_first() -> None:
     assert export.exact_top_k(np.eye(2), items, 3).tolist() == [[0, 2, 1], [1, 2, 0]]
 
 
-TREE = IndexConfig(mode="tree_ah")  # what a catalog past `partition_above` items gets
+TREE = IndexConfig(mode="tree_ah", leaves_to_search_fraction=0.25)  # a small forced tree
 APPROXIMATE = [TREE, IndexConfig(mode="ah")]
 
 
