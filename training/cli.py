@@ -262,6 +262,18 @@ def bench_serve(
     ] = "1,32",
     duration: Annotated[float, typer.Option(min=1, help="Seconds per run.")] = 15.0,
     warmup: Annotated[float, typer.Option(min=0, help="Untimed seconds per endpoint.")] = 3.0,
+    items: Annotated[
+        int | None,
+        typer.Option(
+            min=100,
+            help="Serve a synthetic catalog of this many items instead (own database and "
+            "artifacts, generated, trained briefly and published on first use).",
+        ),
+    ] = None,
+    users: Annotated[int, typer.Option(min=10, help="Synthetic users (with --items).")] = 5000,
+    interactions: Annotated[
+        int, typer.Option(min=100, help="About this many synthetic interactions (with --items).")
+    ] = 250_000,
     json_path: Annotated[
         Path | None, typer.Option("--json", help="Write every figure here.")
     ] = None,
@@ -275,9 +287,16 @@ def bench_serve(
     from training.bench.wrk import LoadGeneratorError
 
     settings = get_settings()
+    databases, artifacts_dir = database or [settings.database.url], settings.artifacts.dir
+    if items is not None:
+        from training.bench.scale import Scale, prepare
+
+        scale = Scale(items, users, interactions, folder=Path("var/bench"))
+        url, artifacts_dir = prepare(scale, databases[0], console)
+        databases = [url]
     plan = Plan(
-        databases=database or [settings.database.url],
-        artifacts_dir=settings.artifacts.dir.resolve(),
+        databases=databases,
+        artifacts_dir=artifacts_dir.resolve(),
         workers=workers,
         connections=_int_list(connections),
         seconds=duration,

@@ -22,8 +22,12 @@ def evaluate_scores(
 
 def popularity_scores(split: Split, item_ids: list[str]) -> np.ndarray:
     """Every user gets the same scores: the item's number of training interactions."""
-    counts = np.array([split.train_item_counts.get(i, 0) for i in item_ids], dtype=np.float64)
-    return np.tile(counts, (len(split.test_items), 1))
+    return np.tile(popularity_counts(split, item_ids), (len(split.test_items), 1))
+
+
+def popularity_counts(split: Split, item_ids: list[str]) -> np.ndarray:
+    """[items] training interactions per item: popularity's score, the same for everyone."""
+    return np.array([split.train_item_counts.get(i, 0) for i in item_ids], dtype=np.float64)
 
 
 def popular_items(split: Split, limit: int) -> list[dict]:

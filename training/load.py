@@ -8,7 +8,7 @@ One transaction: a failure part-way leaves the database as it was.
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import Table, func, select
+from sqlalchemy import Table, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -35,6 +35,8 @@ async def load_movielens(
             report,
             update=False,
         )
+        # Fresh planner statistics: the request path's plans depend on them.
+        await conn.execute(text("ANALYZE"))
         return {t.name: await _count(conn, t) for t in (users, items, interactions)}
 
 

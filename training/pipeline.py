@@ -29,9 +29,9 @@ from training.dataset import (
     read_catalog,
     vocabularies,
 )
-from training.evaluate import popular_items, popularity_scores
+from training.evaluate import popular_items, popularity_counts
 from training.metrics import recall_at_k
-from training.report import print_table, score_matrix_metrics
+from training.report import print_table, score_rows_metrics
 from training.served import evaluate_served
 from training.train import build_model, build_ranker, embed, fit
 
@@ -196,10 +196,19 @@ def evaluate_version(
     version = load_version(settings.artifacts.dir, staged.folder.name, verify=False)
     queries = embed(trained.retrieval.query_tower, split.test_queries, 4096)
     candidates = staged.item_vectors["embedding"]
+    counts = popularity_counts(split, item_ids)
     metrics = {
         "served": evaluate_served(version, staged.folder, trained.catalog, split),
-        "retrieval_only": score_matrix_metrics(queries @ candidates.T, split, item_ids),
-        "popularity": score_matrix_metrics(popularity_scores(split, item_ids), split, item_ids),
+        # Score rows a chunk of users at a time: a million items x every test user would
+        # not fit in memory as one matrix.
+        "retrieval_only": score_rows_metrics(
+            lambda start, stop: queries[start:stop] @ candidates.T, split, item_ids
+        ),
+        "popularity": score_rows_metrics(
+            lambda start, stop: np.broadcast_to(counts, (stop - start, len(counts))),
+            split,
+            item_ids,
+        ),
     }
     print_table(console, {"protocol": PROTOCOL, "methods": metrics})
     recall = index_recall(staged.searcher, queries, candidates)

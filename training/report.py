@@ -14,7 +14,7 @@ None means "this method does not measure that" (a ranker has no RMSE, SVD no HR)
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -93,14 +93,31 @@ def score_matrix_metrics(scores: np.ndarray, split: Split, item_ids: list[str]) 
     Ranks use target_ranks (seen items excluded, ties against the target); the top-10
     lists exclude seen items too, as the served lists do.
     """
+    return score_rows_metrics(lambda start, stop: scores[start:stop], split, item_ids)
+
+
+def score_rows_metrics(
+    score_rows: Callable[[int, int], np.ndarray],
+    split: Split,
+    item_ids: list[str],
+    cells: int = 1 << 24,
+) -> dict:
+    """score_matrix_metrics with the matrix produced a chunk of users at a time
+    (`score_rows(start, stop)` -> [stop - start, items]), about `cells` scores per chunk:
+    a million-item catalog never holds more than that in memory."""
+    chunk = max(1, cells // max(1, len(item_ids)))
     column = {item: c for c, item in enumerate(item_ids)}
     targets = np.array([column[i] for i in split.test_items], dtype=np.int64)
     seen = [
         np.array([column[i] for i in s if i in column], dtype=np.int64) for s in split.test_seen
     ]
-    return method_metrics(
-        target_ranks(scores, targets, seen), top_columns(scores, seen, 10), len(item_ids)
-    )
+    ranks, tops = [np.empty(0, np.int64)], [np.empty((0, min(10, len(item_ids))), np.int64)]
+    for start in range(0, len(targets), chunk):
+        stop = min(start + chunk, len(targets))
+        scores = score_rows(start, stop)
+        ranks.append(target_ranks(scores, targets[start:stop], seen[start:stop]))
+        tops.append(top_columns(scores, seen[start:stop], 10))
+    return method_metrics(np.concatenate(ranks), np.concatenate(tops), len(item_ids))
 
 
 def top_columns(scores: np.ndarray, seen: list[np.ndarray], k: int) -> np.ndarray:
