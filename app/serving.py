@@ -57,7 +57,8 @@ def _ranked(candidates: Candidates) -> Ranked:
 
 
 def warm_up(version: ModelVersion, sizes: Sequence[int] = (1, 2, 8, 32)) -> None:
-    """Run the whole request path at a few batch sizes before the version takes traffic,
+    """Run the whole request path before the version takes traffic, at a few batch sizes
+    and at every search depth a request can need (each depth is its own ScaNN call shape),
     so TensorFlow's and ScaNN's first-call costs are not paid by a user."""
     history = [p["id"] for p in version.popular[: version.history_length]]
     profile = UserProfile(
@@ -66,3 +67,11 @@ def warm_up(version: ModelVersion, sizes: Sequence[int] = (1, 2, 8, 32)) -> None
     )  # fmt: skip
     for size in sizes:
         recommend_batch(version, [RecommendRequest(profile, 10, history)] * size)
+    ids = version.item_ids.tolist()
+    seen = 1
+    while seen < min(len(ids), WARM_DEPTHS):
+        recommend_batch(version, [RecommendRequest(profile, 10, ids[:seen])])
+        seen *= 2
+
+
+WARM_DEPTHS = 4096  # seen-list lengths warmed: powers of two up to this (max_seen_items)
