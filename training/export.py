@@ -19,6 +19,7 @@ import tensorflow as tf
 
 from models import features as F
 from training.config import IndexConfig
+from training.metrics import best_first
 
 LIVE_POINTER = "LIVE"
 MANIFEST = "manifest.json"
@@ -185,18 +186,9 @@ def exact_top_k(
 ) -> np.ndarray:
     """[queries, k] rows of the exact best dot products, best first; `chunk` queries at a
     time and a partial sort, so a million-item catalog stays in memory and in time."""
-    k = min(k, len(embeddings))
-    parts = [np.empty((0, k), dtype=np.int64)]
-    for start in range(0, len(queries), chunk):
-        scores = queries[start : start + chunk] @ embeddings.T
-        top = (
-            np.argpartition(-scores, k - 1, axis=1)[:, :k]
-            if k < scores.shape[1]
-            else (np.broadcast_to(np.arange(scores.shape[1]), scores.shape))
-        )
-        best = np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1, kind="stable")
-        parts.append(np.take_along_axis(top, best, axis=1).astype(np.int64))
-    return np.concatenate(parts)
+    starts = range(0, len(queries), chunk)
+    parts = [best_first(queries[s : s + chunk] @ embeddings.T, k) for s in starts]
+    return np.concatenate([np.empty((0, min(k, len(embeddings))), np.int64), *parts])
 
 
 def new_version(fingerprint: str) -> str:

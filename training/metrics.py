@@ -11,6 +11,20 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 
+def best_first(scores: np.ndarray, k: int) -> np.ndarray:
+    """[rows, k] column indices of each row's k highest scores, best first (ties in
+    column order when k covers every column). A partial sort: cheap on wide rows."""
+    k = min(k, scores.shape[1])
+    if k == 0:
+        return np.empty((len(scores), 0), dtype=np.int64)
+    if k < scores.shape[1]:
+        top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    else:
+        top = np.broadcast_to(np.arange(scores.shape[1]), scores.shape)
+    order = np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1, kind="stable")
+    return np.take_along_axis(top, order, axis=1).astype(np.int64)
+
+
 def target_ranks(scores: np.ndarray, targets: np.ndarray, seen: list[np.ndarray]) -> np.ndarray:
     """scores [users, items]; targets [users] column indices; seen: per-user column indices.
 

@@ -26,6 +26,7 @@ from rich.table import Table
 from training.dataset import Split
 from training.metrics import (
     MRR_CUTOFF,
+    best_first,
     coverage,
     hit_rate,
     hr_curve,
@@ -125,12 +126,7 @@ def top_columns(scores: np.ndarray, seen: list[np.ndarray], k: int) -> np.ndarra
     masked = scores.astype(np.float64, copy=True)
     for row, columns in enumerate(seen):
         masked[row, columns] = -np.inf
-    k = min(k, masked.shape[1])
-    if k == 0:
-        return np.empty((len(masked), 0), dtype=np.int64)
-    top = np.argpartition(-masked, k - 1, axis=1)[:, :k]
-    order = np.argsort(-np.take_along_axis(masked, top, axis=1), axis=1, kind="stable")
-    return np.take_along_axis(top, order, axis=1)
+    return best_first(masked, k)
 
 
 def _finite_or_none(value: float) -> float | None:
