@@ -104,7 +104,7 @@ def _ranking(folder: Path, manifest: dict, query: Any, items: int) -> Ranking | 
         return None
     files = manifest["serving"]["item_vectors"]
     blend = float(ranker.get("rating_blend", 0.0))
-    ranking = Ranking(
+    return Ranking(
         candidates=int(ranker["candidates"]),
         item_vectors=_vectors(folder, files["ranking"]["file"], items),
         rating_blend=blend,
@@ -113,7 +113,6 @@ def _ranking(folder: Path, manifest: dict, query: Any, items: int) -> Ranking | 
         rating_fn=query.signatures["rating"] if blend else None,
         rating_items=_vectors(folder, files["rating_item"]["file"], items) if blend else None,
     )
-    return ranking
 
 
 def _vectors(folder: Path, relative: str, items: int) -> np.ndarray:

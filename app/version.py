@@ -88,6 +88,4 @@ class ModelVersion:
 
     def rows(self, item_ids: Iterable[str]) -> np.ndarray:
         """Index rows of the given ids, sorted and unique; ids not in the index are skipped."""
-        row_of = self.row_of
-        found = [row_of[i] for i in item_ids if i in row_of]
-        return np.unique(np.array(found, dtype=np.int64))
+        return np.unique(self.rows_each([list(item_ids)])[0])

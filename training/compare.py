@@ -17,7 +17,6 @@ from app.settings import Settings
 from training import baselines, pipeline, report
 from training.config import TrainConfig
 from training.dataset import leave_last_out
-from training.evaluate import popularity_scores
 
 
 def run_evaluation(
@@ -45,9 +44,7 @@ def run_evaluation(
     methods = {
         "two-stage (served)": own["metrics"]["served"],
         "two-tower retrieval only": own["metrics"]["retrieval_only"],
-        "popularity": report.score_matrix_metrics(
-            popularity_scores(split, item_ids), split, item_ids
-        ),
+        "popularity": own["metrics"]["popularity"],
         "EASE": report.score_matrix_metrics(
             baselines.ease_scores(split, item_ids, **tuned["ease"]["params"]), split, item_ids
         ),

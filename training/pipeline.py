@@ -67,6 +67,7 @@ class Staged:
     searcher: object
     index_info: dict
     item_vectors: dict[str, np.ndarray]  # as exported: output name -> [items, dim]
+    vector_files: dict[str, str]  # output name -> its file, relative to the folder
     signatures: list[str]
 
 
@@ -170,7 +171,7 @@ def stage(settings: Settings, trained: Trained) -> Staged:
     if trained.ranker is not None:  # the full pairwise model: the offline reference
         export.save_ranker(trained.ranker, config.history_length, staging / "ranker")
     vectors = export.item_vectors(staging / "query_tower", item_columns(catalog, trained.item_ids))
-    export.write_item_vectors(staging / ITEM_VECTORS, vectors)
+    files = export.write_item_vectors(staging / ITEM_VECTORS, vectors)
     searcher, index_info = export.build_index(vectors["embedding"], config.index)
     (staging / "candidate_index").mkdir()
     searcher.serialize(str(staging / "candidate_index"), relative_path=True)  # type: ignore[attr-defined]
@@ -178,7 +179,7 @@ def stage(settings: Settings, trained: Trained) -> Staged:
     export.write_metadata(staging / METADATA, metadata)
     export.write_json(staging / "item_ids.json", trained.item_ids)
     export.write_json(staging / "popular.json", popular_items(trained.split, config.popular_items))
-    staged = Staged(staging, searcher, index_info, vectors, signatures)
+    staged = Staged(staging, searcher, index_info, vectors, files, signatures)
     export.write_json(staging / export.MANIFEST, base_manifest(staged, trained))
     return staged
 
@@ -241,7 +242,7 @@ def base_manifest(staged: Staged, trained: Trained) -> dict:
         "serving": {
             "signatures": staged.signatures,
             "item_vectors": {
-                name: {"file": f"{ITEM_VECTORS}/{name}.npy", "dim": int(values.shape[1])}
+                name: {"file": staged.vector_files[name], "dim": int(values.shape[1])}
                 for name, values in staged.item_vectors.items()
             },
             "metadata": METADATA,

@@ -7,7 +7,7 @@ import numpy as np
 import tensorflow as tf
 
 from app.db.queries import UserProfile
-from app.inputs import profile_columns
+from app.inputs import call_model, profile_columns
 from app.serving import RecommendRequest, recommend_batch
 from app.version import ModelVersion
 from models import features as F
@@ -61,8 +61,7 @@ def predicted_ratings(
         return None
     ranker = tf.saved_model.load(str(folder / "ranker")).signatures["serving_default"]
     pairs = profile_columns(version, profiles) | item_columns(catalog, list(items))
-    outputs = ranker(**{name: tf.constant(v) for name, v in pairs.items() if name in _INPUTS})
-    return outputs["rating"].numpy()
+    return call_model(ranker, {name: v for name, v in pairs.items() if name in _INPUTS})["rating"]
 
 
 _INPUTS = {*F.QUERY_FEATURES, *F.CANDIDATE_FEATURES}
