@@ -10,6 +10,7 @@ thread that stays the same stays warm (TensorFlow's per-thread state, caches).
 """
 
 import asyncio
+import contextlib
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.batching import MicroBatcher
 from app.db.engine import autocommit, read_retrying
 from app.db.queries import UserProfile, fetch_profiles
+from app.errors import DATABASE_ERRORS
 from app.serving import Ranked, RecommendRequest, recommend_batch, warm_up
 from app.settings import Settings
 from app.version import ModelVersion
@@ -36,9 +38,13 @@ class Runtime:
     model_thread: ThreadPoolExecutor
 
     async def warm(self) -> None:
-        """Run the model path on its own thread before traffic (the profile statement
-        was already prepared on every pooled connection when the lifespan opened them)."""
+        """Run the path once before traffic: the model on its own thread, and one profile
+        read through the batcher and the autocommit engine it reads with (the lifespan's
+        pool warm-up prepares the statement, not this path's first use)."""
         await asyncio.get_running_loop().run_in_executor(self.model_thread, warm_up, self.version)
+        # The database may be down at start: requests degrade until it is back.
+        with contextlib.suppress(*DATABASE_ERRORS):
+            await self.profiles.submit("")
 
     async def stop(self) -> None:
         await self.profiles.stop()
