@@ -14,74 +14,52 @@ from typing import Any
 import numpy as np
 
 from app.db.queries import PROFILE_ATTRIBUTES
+from app.manifest import (
+    CANDIDATE_INDEX,
+    ITEM_IDS,
+    MANIFEST,
+    POPULAR,
+    QUERY_TOWER,
+    RATING_SIGNATURE,
+    SIGNATURES,
+    FeatureSpec,
+    Manifest,
+    ManifestError,
+    read_manifest,
+)
+from app.store import ArtifactError, live_name
 from app.version import ItemMetadata, ModelVersion, Ranking
 
 log = logging.getLogger(__name__)
 
-LIVE_POINTER = "LIVE"
-MANIFEST = "manifest.json"
-
-
-class ArtifactError(RuntimeError):
-    """No usable version: the message says which file and what to do."""
-
-
-def live_version_name(artifacts_dir: Path) -> str:
-    pointer = artifacts_dir / LIVE_POINTER
-    if not pointer.is_file():
-        raise ArtifactError(
-            f"no published model version in {artifacts_dir.resolve()} (missing {LIVE_POINTER}): "
-            "run `recsys train` first"
-        )
-    return pointer.read_text().strip()
-
 
 def load_live(artifacts_dir: Path, *, verify: bool = True) -> ModelVersion:
-    return load_version(artifacts_dir, live_version_name(artifacts_dir), verify=verify)
+    return load_version(artifacts_dir, live_name(artifacts_dir), verify=verify)
 
 
 def load_version(artifacts_dir: Path, version: str, *, verify: bool = True) -> ModelVersion:
+    """Load one version completely, checking it fits together; ArtifactError says why not."""
     folder = artifacts_dir / version
-    manifest = _read_json(folder / MANIFEST)
+    manifest = _manifest(folder)
     if verify:
-        verify_checksums(folder, manifest.get("files", {}))
-    try:
-        spec, index, serving = manifest["feature_spec"], manifest["index"], manifest["serving"]
-        item_ids = np.array(_read_json(folder / "item_ids.json"), dtype=object)
-        fields: dict[str, Any] = {
-            "inputs": {name: str(v["dtype"]) for name, v in spec["inputs"].items()},
-            "history_feature": spec["history_feature"],
-            "history_length": int(spec["history_length"]),
-            "history_pad": str(spec.get("history_pad", "")),
-            "history_ratings_feature": spec.get("history_ratings_feature"),
-            "leaves": int(index["num_leaves"]),
-            "reorder": int(index.get("reorder_num_neighbors", 0)),
-            "reorder_multiplier": float(index.get("reorder_multiplier", 1.0)),
-        }
-    except KeyError as exc:
-        raise ArtifactError(
-            f"{folder / MANIFEST}: no {exc} in the manifest; a version exported before "
-            "precomputed item vectors (item_vectors/, metadata.jsonl) cannot be served by "
-            "this release: run `recsys train` to export a new one"
-        ) from None
-    except (TypeError, ValueError) as exc:
-        raise ArtifactError(
-            f"{folder / MANIFEST}: malformed feature, index or serving spec ({exc}): "
-            "run `recsys train` to export a new version"
-        ) from None
+        verify_checksums(folder, manifest.files)
+    spec = manifest.feature_spec
     check_inputs(folder / MANIFEST, spec)
+    item_ids = np.array(_read_json(folder / ITEM_IDS), dtype=object)
     try:
-        query = _load_saved_model(folder / "query_tower")
-        searcher = _load_searcher(folder / "candidate_index")
+        query = _load_saved_model(folder / QUERY_TOWER)
+        check_signatures(folder, manifest, query)
+        searcher = _load_searcher(folder / CANDIDATE_INDEX)
         ranking = _ranking(folder, manifest, query, len(item_ids))
+        check_dimensions(folder, manifest, query, len(item_ids))
     except ArtifactError:
         raise
     except Exception as exc:  # TF, ScaNN and numpy raise many types for a damaged file
         raise ArtifactError(f"{folder}: cannot load model files: {exc}") from exc
-    metadata = ItemMetadata((folder / serving["metadata"]).read_bytes())
+    metadata = ItemMetadata((folder / manifest.serving.metadata).read_bytes())
     if len(metadata) != len(item_ids):
         raise ArtifactError(
-            f"{folder / serving['metadata']}: {len(metadata)} rows, expected {len(item_ids)}"
+            f"{folder / manifest.serving.metadata}: {len(metadata)} rows, expected {len(item_ids)}"
         )
     log.info("loaded model version %s (%d items)", version, len(item_ids))
     return ModelVersion(
@@ -90,28 +68,69 @@ def load_version(artifacts_dir: Path, version: str, *, verify: bool = True) -> M
         query_fn=query.signatures["serving_default"],
         searcher=searcher,
         item_ids=item_ids,
-        popular=_read_json(folder / "popular.json"),
+        popular=_read_json(folder / POPULAR),
+        inputs={name: v.dtype for name, v in spec.inputs.items()},
+        history_feature=spec.history_feature,
+        history_length=spec.history_length,
+        history_pad=spec.history_pad,
+        history_ratings_feature=spec.history_ratings_feature,
+        leaves=manifest.index.num_leaves,
+        reorder=manifest.index.reorder_num_neighbors,
+        reorder_multiplier=manifest.index.reorder_multiplier or 1.0,
         ranking=ranking,
         metadata=metadata,
         row_of={item: row for row, item in enumerate(item_ids.tolist())},
-        **fields,
     )
 
 
-def _ranking(folder: Path, manifest: dict, query: Any, items: int) -> Ranking | None:
-    ranker = manifest.get("ranker")
-    if not ranker:
+def _manifest(folder: Path) -> Manifest:
+    try:
+        return read_manifest(folder)
+    except ManifestError as exc:
+        raise ArtifactError(
+            f"{exc}; a version exported by an older release (before precomputed item "
+            "vectors) or a damaged one cannot be served: run `recsys train` to export a new one"
+        ) from None
+
+
+def check_signatures(folder: Path, manifest: Manifest, query: Any) -> None:
+    needed = {*SIGNATURES, *([RATING_SIGNATURE] if manifest.ranker else [])}
+    missing = sorted(needed - set(query.signatures))
+    if missing:
+        raise ArtifactError(f"{folder / QUERY_TOWER}: no signature {', '.join(missing)}")
+
+
+def check_dimensions(folder: Path, manifest: Manifest, query: Any, items: int) -> None:
+    """The query tower's outputs must match the item vectors they are dotted with (and the
+    index, built from the `embedding` vectors): a mismatch would fail every request."""
+    outputs = query.signatures["serving_default"].structured_outputs
+    for name, spec in manifest.serving.item_vectors.items():
+        vectors = _vectors(folder, spec.file, items)
+        if vectors.shape[1] != spec.dim:
+            raise ArtifactError(
+                f"{folder / spec.file}: {vectors.shape[1]} columns, manifest says {spec.dim}"
+            )
+        if name in outputs and outputs[name].shape[-1] != spec.dim:
+            raise ArtifactError(
+                f"{folder / QUERY_TOWER}: output {name!r} has size {outputs[name].shape[-1]}, "
+                f"the item vectors {spec.dim}"
+            )
+
+
+def _ranking(folder: Path, manifest: Manifest, query: Any, items: int) -> Ranking | None:
+    ranker = manifest.ranker
+    if ranker is None:
         return None
-    files = manifest["serving"]["item_vectors"]
-    blend = float(ranker.get("rating_blend", 0.0))
+    files = manifest.serving.item_vectors
+    blend = ranker.rating_blend
     return Ranking(
-        candidates=int(ranker["candidates"]),
-        item_vectors=_vectors(folder, files["ranking"]["file"], items),
+        candidates=ranker.candidates,
+        item_vectors=_vectors(folder, files["ranking"].file, items),
         rating_blend=blend,
-        rating_mean=float(ranker.get("rating_mean", 0.0)),
+        rating_mean=ranker.rating_mean,
         # The rating head crosses user and item: loaded only when the score reads it.
-        rating_fn=query.signatures["rating"] if blend else None,
-        rating_items=_vectors(folder, files["rating_item"]["file"], items) if blend else None,
+        rating_fn=query.signatures[RATING_SIGNATURE] if blend else None,
+        rating_items=_vectors(folder, files["rating_item"].file, items) if blend else None,
     )
 
 
@@ -123,11 +142,11 @@ def _vectors(folder: Path, relative: str, items: int) -> np.ndarray:
     return np.asarray(vectors)  # a plain view of the mapping: no memmap subclass per slice
 
 
-def check_inputs(manifest: Path, spec: dict[str, Any]) -> None:
+def check_inputs(manifest: Path, spec: FeatureSpec) -> None:
     """Refuse, at load time, a version whose query side needs an input this app cannot
     build (a feature added after this app was released): better than failing every request."""
-    known = {*PROFILE_ATTRIBUTES, spec["history_feature"], spec.get("history_ratings_feature")}
-    unknown = sorted(set(spec["inputs"]) - known)
+    known = {*PROFILE_ATTRIBUTES, spec.history_feature, spec.history_ratings_feature}
+    unknown = sorted(set(spec.inputs) - known)
     if unknown:
         raise ArtifactError(
             f"{manifest}: the models need inputs this app cannot build ({', '.join(unknown)}); "

@@ -12,6 +12,8 @@ from typing import Any
 import numpy as np
 import orjson
 
+from app.manifest import Manifest
+
 
 @dataclass(frozen=True)
 class Ranking:
@@ -51,7 +53,7 @@ class ItemMetadata:
 @dataclass(frozen=True)
 class ModelVersion:
     version: str
-    manifest: dict[str, Any]
+    manifest: Manifest
     query_fn: Any  # the query-side SavedModel's serving signature
     searcher: Any  # scann_ops_pybind.ScannSearcher over the item embeddings
     item_ids: np.ndarray  # index row -> item id (str)

@@ -17,12 +17,11 @@ import numpy as np
 import scann
 import tensorflow as tf
 
+from app.manifest import MANIFEST, STAGING_PREFIX
+from app.store import set_live
 from models import features as F
 from training.config import IndexConfig
 from training.metrics import best_first
-
-LIVE_POINTER = "LIVE"
-MANIFEST = "manifest.json"
 
 
 class QuerySide(tf.Module):
@@ -196,7 +195,7 @@ def new_version(fingerprint: str) -> str:
 
 
 def staging_folder(artifacts_dir: Path, version: str) -> Path:
-    folder = artifacts_dir / f".staging-{version}"
+    folder = artifacts_dir / f"{STAGING_PREFIX}{version}"
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     return folder
@@ -220,7 +219,5 @@ def publish(staging: Path, artifacts_dir: Path, version: str, *, make_live: bool
     final = artifacts_dir / version
     os.rename(staging, final)  # atomic on one filesystem; fails rather than overwrite
     if make_live:
-        pointer = artifacts_dir / f".{LIVE_POINTER}.tmp"
-        pointer.write_text(version + "\n")
-        os.replace(pointer, artifacts_dir / LIVE_POINTER)
+        set_live(artifacts_dir, version)
     return final

@@ -5,6 +5,7 @@ import platform
 import subprocess
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
@@ -15,6 +16,22 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from app.artifacts import load_version
 from app.db.engine import create_engine, safe_url
+from app.manifest import (
+    CANDIDATE_INDEX,
+    ITEM_IDS,
+    ITEM_VECTORS,
+    METADATA,
+    POPULAR,
+    QUERY_TOWER,
+    RANKER,
+    STAGING_PREFIX,
+    FeatureSpec,
+    IndexInfo,
+    Manifest,
+    RankerSpec,
+    ServingSpec,
+    VectorFile,
+)
 from app.settings import Settings
 from models import features as F
 from training import export
@@ -99,7 +116,7 @@ def publish_staged(settings: Settings, staging: Path, *, make_live: bool) -> Pat
 
 
 def _version_of(staging: Path) -> str:
-    return staging.name.removeprefix(".staging-")
+    return staging.name.removeprefix(STAGING_PREFIX)
 
 
 def read(settings: Settings, max_users: int | None = None) -> Catalog:
@@ -166,26 +183,22 @@ def stage(settings: Settings, trained: Trained) -> Staged:
     version = export.new_version(catalog.fingerprint)
     staging = export.staging_folder(settings.artifacts.dir, version)
     signatures = export.save_query_side(
-        trained.retrieval, trained.ranker, config.history_length, staging / "query_tower"
+        trained.retrieval, trained.ranker, config.history_length, staging / QUERY_TOWER
     )
     if trained.ranker is not None:  # the full pairwise model: the offline reference
-        export.save_ranker(trained.ranker, config.history_length, staging / "ranker")
-    vectors = export.item_vectors(staging / "query_tower", item_columns(catalog, trained.item_ids))
+        export.save_ranker(trained.ranker, config.history_length, staging / RANKER)
+    vectors = export.item_vectors(staging / QUERY_TOWER, item_columns(catalog, trained.item_ids))
     files = export.write_item_vectors(staging / ITEM_VECTORS, vectors)
     searcher, index_info = export.build_index(vectors["embedding"], config.index)
-    (staging / "candidate_index").mkdir()
-    searcher.serialize(str(staging / "candidate_index"), relative_path=True)  # type: ignore[attr-defined]
+    (staging / CANDIDATE_INDEX).mkdir()
+    searcher.serialize(str(staging / CANDIDATE_INDEX), relative_path=True)  # type: ignore[attr-defined]
     metadata = [item_metadata(catalog.items[i]) for i in trained.item_ids]
     export.write_metadata(staging / METADATA, metadata)
-    export.write_json(staging / "item_ids.json", trained.item_ids)
-    export.write_json(staging / "popular.json", popular_items(trained.split, config.popular_items))
+    export.write_json(staging / ITEM_IDS, trained.item_ids)
+    export.write_json(staging / POPULAR, popular_items(trained.split, config.popular_items))
     staged = Staged(staging, searcher, index_info, vectors, files, signatures)
-    export.write_json(staging / export.MANIFEST, base_manifest(staged, trained))
+    base_manifest(staged, trained).write(staging)
     return staged
-
-
-ITEM_VECTORS = "item_vectors"
-METADATA = "metadata.jsonl"
 
 
 def evaluate_version(
@@ -223,50 +236,49 @@ def index_recall(searcher, queries: np.ndarray, items: np.ndarray, k: int = 10) 
     return recall_at_k(np.asarray(approximate), export.exact_top_k(queries, items, k))
 
 
-def base_manifest(staged: Staged, trained: Trained) -> dict:
+def base_manifest(staged: Staged, trained: Trained) -> Manifest:
     config, catalog, split = trained.config, trained.catalog, trained.split
-    manifest = {
-        "version": _version_of(staged.folder),
-        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "data_fingerprint": catalog.fingerprint,
-        "row_counts": {
+    ranker = None
+    if trained.ranker is not None:
+        ranker = RankerSpec(
+            candidates=config.ranker.candidates,
+            rating_blend=config.ranker.rating_blend,
+            rating_mean=float(trained.ranker.rating_mean),
+        )
+    return Manifest(
+        version=_version_of(staged.folder),
+        created_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        data_fingerprint=catalog.fingerprint,
+        row_counts={
             "users": len(catalog.users),
             "items": len(catalog.items),
             "interactions": sum(len(s) for s in catalog.sequences.values()),
             "train_examples": len(split.train[F.ITEM_ID]),
             "test_users": len(split.test_items),
         },
-        "embedding_dim": config.embedding_dim,
-        "feature_spec": F.serving_spec(config.history_length),
-        "index": {"items": len(trained.item_ids), **staged.index_info},
-        "serving": {
-            "signatures": staged.signatures,
-            "item_vectors": {
-                name: {"file": staged.vector_files[name], "dim": int(values.shape[1])}
+        embedding_dim=config.embedding_dim,
+        feature_spec=FeatureSpec.model_validate(F.serving_spec(config.history_length)),
+        index=IndexInfo.model_validate({"items": len(trained.item_ids), **staged.index_info}),
+        serving=ServingSpec(
+            signatures=staged.signatures,
+            item_vectors={
+                name: VectorFile(file=staged.vector_files[name], dim=int(values.shape[1]))
                 for name, values in staged.item_vectors.items()
             },
-            "metadata": METADATA,
-        },
-        "train_config": config.model_dump(mode="json"),
-        "library_versions": _library_versions(),
-        "git_commit": _git_commit(),
-    }
-    if trained.ranker is not None:
-        manifest["ranker"] = {
-            "candidates": config.ranker.candidates,
-            "outputs": ["score", "rating"],
-            # score = ranking . item ranking + rating_blend * (rating - rating_mean)
-            "rating_blend": config.ranker.rating_blend,
-            "rating_mean": float(trained.ranker.rating_mean),
-        }
-    return manifest
+            metadata=METADATA,
+        ),
+        ranker=ranker,
+        train_config=config.model_dump(mode="json"),
+        library_versions=_library_versions(),
+        git_commit=_git_commit(),
+    )
 
 
 def finish_manifest(staged: Staged, trained: Trained, results: dict) -> None:
     manifest = base_manifest(staged, trained)
-    manifest["evaluation"] = results
-    manifest["files"] = export.checksums(staged.folder)
-    export.write_json(staged.folder / export.MANIFEST, manifest)
+    manifest.evaluation = results
+    manifest.files = export.checksums(staged.folder)
+    manifest.write(staged.folder)
 
 
 def _library_versions() -> dict[str, str]:

@@ -8,6 +8,7 @@ import tensorflow as tf
 
 from app.db.queries import UserProfile
 from app.inputs import call_model, profile_columns
+from app.manifest import RANKER
 from app.serving import RecommendRequest, recommend_batch
 from app.version import ModelVersion
 from models import features as F
@@ -59,7 +60,7 @@ def predicted_ratings(
     """The exported ranker's rating for each (user, held-out item) pair; None without one."""
     if version.ranking is None:
         return None
-    ranker = tf.saved_model.load(str(folder / "ranker")).signatures["serving_default"]
+    ranker = tf.saved_model.load(str(folder / RANKER)).signatures["serving_default"]
     pairs = profile_columns(version, profiles) | item_columns(catalog, list(items))
     return call_model(ranker, {name: v for name, v in pairs.items() if name in _INPUTS})["rating"]
 

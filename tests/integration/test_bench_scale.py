@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from app.artifacts import live_version_name, load_live
+from app.artifacts import load_live
+from app.store import live_name
 from training.bench.scale import Scale, prepare
 
 pytestmark = pytest.mark.model
@@ -19,6 +20,6 @@ def test_synthetic_catalog_is_loaded_trained_and_published_apart(tmp_path: Path)
     assert url.endswith("bench-600.db") and artifacts.parent == scale.folder
     version = load_live(artifacts)
     assert version.size == 600 and version.metadata is not None
-    first = live_version_name(artifacts)
+    first = live_name(artifacts)
     again, _ = prepare(scale, f"sqlite+aiosqlite:///{users_db}", Console(quiet=True))
-    assert again == url and live_version_name(artifacts) == first  # reused, not retrained
+    assert again == url and live_name(artifacts) == first  # reused, not retrained

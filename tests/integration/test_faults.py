@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from app.artifacts import ArtifactError, live_version_name, load_live, load_version
+from app.artifacts import load_live, load_version
 from app.settings import ArtifactSettings, DatabaseSettings, Settings
+from app.store import ArtifactError, live_name
 from tests.conftest import app_client
 from training.bench.server import free_port
 
@@ -49,7 +50,7 @@ async def test_health_says_degraded_when_database_is_down(no_database_client):
 def _copy(artifacts_dir: Path, tmp_path: Path) -> tuple[Path, Path]:
     target = tmp_path / "artifacts"
     shutil.copytree(artifacts_dir, target)
-    return target, target / live_version_name(target)
+    return target, target / live_name(target)
 
 
 def test_corrupt_file_is_refused_with_its_name(artifacts_dir: Path, tmp_path: Path) -> None:

@@ -220,7 +220,7 @@ def live(retrieval_dir: Path) -> ModelVersion:
 def test_live_version_is_the_published_one(live: ModelVersion, retrieval_dir: Path) -> None:
     assert live.version == (retrieval_dir / "LIVE").read_text().strip()
     assert live.version.endswith("-tiny") and live.ranking is None
-    assert live.manifest["index"] == {
+    assert live.manifest.index.model_dump(exclude_none=True) == {
         "items": 8,
         "mode": "brute_force",
         "num_leaves": 1,
@@ -234,7 +234,7 @@ def test_live_version_is_the_published_one(live: ModelVersion, retrieval_dir: Pa
 def test_catalog_files_are_in_index_row_order(live: ModelVersion, catalog, item_vectors) -> None:
     item_ids, vectors = item_vectors
     assert live.item_ids.tolist() == item_ids and live.row_of["8"] == 7
-    assert live.manifest["serving"] == {
+    assert live.manifest.serving.model_dump() == {
         "signatures": ["items", "serving_default"],
         "item_vectors": {"embedding": {"file": "item_vectors/embedding.npy", "dim": 8}},
         "metadata": "metadata.jsonl",
@@ -297,7 +297,7 @@ def test_k_larger_than_the_catalog_returns_every_unexcluded_item(live: ModelVers
 
 
 def test_every_listed_file_is_checked(retrieval_dir: Path, live: ModelVersion, tmp_path) -> None:
-    listed = live.manifest["files"]
+    listed = live.manifest.files
     assert {
         *("item_ids.json", "popular.json", "metadata.jsonl"),
         *("item_vectors/embedding.npy", "query_tower/saved_model.pb"),

@@ -15,10 +15,11 @@ from rich.console import Console
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 
-from app.artifacts import LIVE_POINTER, ArtifactError, live_version_name
 from app.db.engine import create_engine, safe_url
 from app.db.tables import items as items_table
+from app.manifest import LIVE_POINTER
 from app.settings import ArtifactSettings, DatabaseSettings, Settings
+from app.store import ArtifactError, live_name
 from training.bench.catalog import synthetic_catalog
 from training.config import TrainConfig
 from training.load import load_movielens
@@ -88,7 +89,7 @@ async def _load(url: str, data) -> None:  # type: ignore[no-untyped-def]
 
 def _published(artifacts: Path) -> bool:
     try:
-        live_version_name(artifacts)
+        live_name(artifacts)
     except ArtifactError:
         return False
     return True
