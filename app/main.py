@@ -1,25 +1,29 @@
-"""The FastAPI application: the lifespan loads and warms the live version, opens the
-database, and starts the micro-batchers; nothing heavy happens at import."""
+"""The FastAPI application: the lifespan starts the model registry (live version loaded
+and warmed), opens the database, starts the micro-batchers and follows new versions;
+nothing heavy happens at import."""
 
 import asyncio
+import contextlib
 import gc
 import logging
 import os
+import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app import reference
-from app.artifacts import configure_tensorflow, load_live
+from app import admin, reference
+from app.artifacts import configure_tensorflow
 from app.db.engine import create_engine, safe_url
 from app.db.queries import fetch_profiles
 from app.errors import DATABASE_ERRORS, install_error_handlers
+from app.registry import ModelRegistry
 from app.routes import router
 from app.runtime import build_runtime
+from app.serving import warm_up
 from app.settings import Settings, get_settings
-from app.version import ModelVersion
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -32,33 +36,60 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         logging.basicConfig(level=config.log_level.upper())
-        # Fails fast (and the process exits) when no usable version is published.
-        version = await asyncio.to_thread(load_ready, config)
+        registry = ModelRegistry(
+            config.artifacts.dir, verify=config.artifacts.verify_checksums, warm=warm_up
+        )
+        # Fails fast (and the process exits) when no version at all can be served.
+        await asyncio.to_thread(start_registry, config, registry)
         engine = create_engine(config.database)
         await open_connections(engine, config)
-        app.state.runtime = runtime = build_runtime(config, engine, version)
+        app.state.runtime = runtime = build_runtime(config, engine, registry)
         if config.serving.warm_up:
             await runtime.warm()
-        # What is loaded now lives as long as the process: keep the collector off it.
+        # What is loaded now lives as long as the version: keep the collector off it
+        # (the registry unfreezes when a swap replaces it).
         gc.freeze()
-        log.info("serving %s from %s", version.version, safe_url(config.database.url))
-        try:
-            yield
-        finally:
-            await runtime.stop()
+        log.info("serving %s from %s", registry.live, safe_url(config.database.url))
+        async with follow_versions(registry, config.artifacts.poll_seconds):
+            try:
+                yield
+            finally:
+                await runtime.stop()
 
     app = FastAPI(title="recsys", version="0.1.0", lifespan=lifespan)
     install_error_handlers(app)
     app.include_router(router)
+    if config.admin_token is not None:
+        app.state.admin_token = config.admin_token.get_secret_value()
+        app.include_router(admin.router)
     if config.serving.reference_route:
         app.include_router(reference.router)
     return app
 
 
-def load_ready(config: Settings) -> ModelVersion:
-    """The live version, loaded and verified (the runtime warms it up on its thread)."""
+def start_registry(config: Settings, registry: ModelRegistry) -> None:
     configure_tensorflow(config.serving.tf_intra_op_threads, config.serving.tf_inter_op_threads)
-    return load_live(config.artifacts.dir, verify=config.artifacts.verify_checksums)
+    registry.start()
+
+
+@asynccontextmanager
+async def follow_versions(registry: ModelRegistry, poll_seconds: float) -> AsyncIterator[None]:
+    """Poll for new versions and reload on SIGHUP (where the process owns its signals)."""
+    watcher = asyncio.create_task(registry.watch(poll_seconds)) if poll_seconds else None
+    loop = asyncio.get_running_loop()
+    hangup = False
+    with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+        loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(registry.refresh()))
+        hangup = True
+    try:
+        yield
+    finally:
+        if hangup:
+            loop.remove_signal_handler(signal.SIGHUP)
+        if watcher:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
 
 
 async def open_connections(engine: AsyncEngine, config: Settings) -> None:

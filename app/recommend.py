@@ -20,7 +20,8 @@ log = logging.getLogger(__name__)
 async def recommend(
     *, runtime: Runtime, user_id: str, k: int, with_metadata: bool, include_seen: bool
 ) -> RecommendationsResponse:
-    version = runtime.version  # the version this request finishes on, even across a swap
+    # The version this request finishes on, even across a swap (sticky per user in A/B).
+    version = runtime.registry.assignment.choose(user_id)
     try:
         profile = await runtime.profiles.submit(user_id)
     except DATABASE_ERRORS as exc:

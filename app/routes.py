@@ -67,10 +67,11 @@ async def feature(user_id: UserId, request: Request) -> Response:
     return json(await service.user_features(runtime=runtime_of(request), user_id=user_id))
 
 
-@router.get("/healthz", response_model=HealthResponse)
-async def healthz(request: Request) -> HealthResponse:
-    """Liveness and readiness: 200 while a model is loaded. With the database down the
-    service still answers (popular items), so that is reported as "degraded", not 503."""
+@router.get("/healthz", response_model=HealthResponse, response_model_exclude_none=True)
+async def healthz(request: Request) -> Response:
+    """Liveness and readiness: 200 while a model is loaded. "degraded" while the database
+    is down (the service still answers with popular items) or while LIVE names a version
+    that was refused (an older one serves); `refused` says why."""
     runtime = runtime_of(request)
     database = "ok"
     try:
@@ -78,10 +79,10 @@ async def healthz(request: Request) -> HealthResponse:
             await conn.execute(text("SELECT 1"))
     except DATABASE_ERRORS:
         database = "unavailable"
-    return HealthResponse(
-        status="ok" if database == "ok" else "degraded",
-        model_version=runtime.version.version,
-        database=database,  # type: ignore[arg-type]
+    versions = runtime.registry.describe()
+    healthy = database == "ok" and versions["live_pointer"] == versions["model_version"]
+    return json(
+        HealthResponse(status="ok" if healthy else "degraded", database=database, **versions)  # type: ignore[arg-type]
     )
 
 

@@ -1,4 +1,4 @@
-"""What the lifespan builds once per process: engine, live version, the two batchers.
+"""What the lifespan builds once per process: engine, model registry, the two batchers.
 
 Requests reach the model through two micro-batchers in a row: `profiles` turns the
 user ids of concurrent requests into one database statement, `models` turns their
@@ -21,6 +21,7 @@ from app.batching import MicroBatcher
 from app.db.engine import autocommit, read_retrying
 from app.db.queries import UserProfile, fetch_profiles
 from app.errors import DATABASE_ERRORS
+from app.registry import ModelRegistry
 from app.serving import Ranked, RecommendRequest, recommend_batch, warm_up
 from app.settings import Settings
 from app.version import ModelVersion
@@ -32,7 +33,7 @@ Scoring = tuple[ModelVersion, RecommendRequest]
 class Runtime:
     settings: Settings
     engine: AsyncEngine
-    version: ModelVersion
+    registry: ModelRegistry
     profiles: MicroBatcher[str, UserProfile | None]
     models: MicroBatcher[Scoring, Ranked]
     model_thread: ThreadPoolExecutor
@@ -41,7 +42,8 @@ class Runtime:
         """Run the path once before traffic: the model on its own thread, and one profile
         read through the batcher and the autocommit engine it reads with (the lifespan's
         pool warm-up prepares the statement, not this path's first use)."""
-        await asyncio.get_running_loop().run_in_executor(self.model_thread, warm_up, self.version)
+        live = self.registry.assignment.live
+        await asyncio.get_running_loop().run_in_executor(self.model_thread, warm_up, live)
         # The database may be down at start: requests degrade until it is back.
         with contextlib.suppress(*DATABASE_ERRORS):
             await self.profiles.submit("")
@@ -53,7 +55,7 @@ class Runtime:
         await self.engine.dispose()
 
 
-def build_runtime(settings: Settings, engine: AsyncEngine, version: ModelVersion) -> Runtime:
+def build_runtime(settings: Settings, engine: AsyncEngine, registry: ModelRegistry) -> Runtime:
     serving = settings.serving
     limit = serving.max_seen_items
 
@@ -72,7 +74,7 @@ def build_runtime(settings: Settings, engine: AsyncEngine, version: ModelVersion
     runtime = Runtime(
         settings=settings,
         engine=engine,
-        version=version,
+        registry=registry,
         profiles=MicroBatcher("profiles", read_profiles, max_batch=size, window=window),
         models=MicroBatcher("models", score, max_batch=size, window=window),
         model_thread=model_thread,

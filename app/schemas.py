@@ -41,10 +41,31 @@ class FeatureResponse(BaseModel):
     feature: list[UserFeature]
 
 
-class HealthResponse(BaseModel):
+class RefusedVersion(BaseModel):
+    version: str
+    reason: str
+    refused_at: str = Field(description="When it was refused (UTC, ISO 8601).")
+
+
+class Versions(BaseModel):
+    """Which versions serve, and which were refused."""
+
+    model_version: str = Field(description="The version serving users outside any A/B split.")
+    live_pointer: str | None = Field(
+        description="What LIVE names; differs from model_version while that one is refused."
+    )
+    candidate_version: str | None = None
+    candidate_share: float | None = Field(default=None, description="Users sent to the candidate.")
+    refused: list[RefusedVersion] = []
+
+
+class HealthResponse(Versions):
     status: Literal["ok", "degraded"]
-    model_version: str
     database: Literal["ok", "unavailable"]
+
+
+class ReloadResponse(Versions):
+    changed: bool = Field(description="True when this reload changed what serves.")
 
 
 class ErrorDetail(BaseModel):

@@ -3,7 +3,7 @@
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _ENV = {"env_file": ".env", "extra": "ignore"}
@@ -27,6 +27,9 @@ class ArtifactSettings(BaseSettings):
 
     dir: Path = Path("./artifacts")
     verify_checksums: bool = True
+    # How often the app looks at LIVE and SPLIT for a new version (0: only on
+    # POST /admin/reload or SIGHUP). A check is two small file reads.
+    poll_seconds: float = Field(default=5.0, ge=0)
 
 
 class MovieLensSettings(BaseSettings):
@@ -88,6 +91,8 @@ class Settings(BaseSettings):
     serving: ServingSettings = Field(default_factory=ServingSettings)
     training: TrainingSettings = Field(default_factory=TrainingSettings)
     log_level: str = "info"
+    # Bearer token for POST /admin/reload; unset, the admin routes do not exist (404).
+    admin_token: SecretStr | None = None
 
 
 @lru_cache
