@@ -15,6 +15,7 @@ import hashlib
 import logging
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -65,7 +66,9 @@ class ModelRegistry:
         self.current: Assignment | None = None
         self.refused: dict[str, Refusal] = {}
         self.swaps = 0
+        self.release_seconds = 1.0  # a replaced version's requests finish well within this
         self._lock = asyncio.Lock()
+        self._collector: asyncio.Task | None = None
 
     @property
     def assignment(self) -> Assignment:
@@ -90,7 +93,7 @@ class ModelRegistry:
                 return False
             self.current = after
             self.swaps += 1
-            _release_frozen()
+            self._collect_later()
             log.info("now serving %s (candidate %s, share %.2f)", *after.names)
             return True
 
@@ -102,6 +105,22 @@ class ModelRegistry:
                 await self.refresh()
             except Exception:  # a bad poll must not end polling
                 log.exception("reloading model versions failed; still serving %s", self.live)
+
+    def _collect_later(self) -> None:
+        """Collect the replaced version once requests in flight on it are done: one full
+        collection per swap, off the event loop (see _collect_all)."""
+        if self._collector is None or self._collector.done():
+            self._collector = asyncio.get_running_loop().create_task(self._collect_after())
+
+    async def _collect_after(self) -> None:
+        await asyncio.sleep(self.release_seconds)
+        await asyncio.to_thread(_collect_all)
+
+    async def stop(self) -> None:
+        if self._collector is not None:
+            self._collector.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._collector
 
     @property
     def live(self) -> str:
@@ -156,9 +175,10 @@ class ModelRegistry:
         if known is not None and known.stamp == stamp:
             return None  # refused before and unchanged since: not worth another load
         try:
-            version = load_version(self.artifacts_dir, name, verify=self.verify)
-            if warm and self._warm is not None:
-                self._warm(version)
+            with _collector_paused():
+                version = load_version(self.artifacts_dir, name, verify=self.verify)
+                if warm and self._warm is not None:
+                    self._warm(version)
         except Exception as exc:  # any failure of a version keeps it out, not the service
             reason = str(exc) if isinstance(exc, ArtifactError) else f"{type(exc).__name__}: {exc}"
             self.refused[name] = Refusal(name, reason, time.time(), stamp)
@@ -195,7 +215,22 @@ def _stamp(folder: Path) -> tuple:
     return tuple(sorted(found))
 
 
-def _release_frozen() -> None:
-    """The start-up version was frozen out of the collector (app.main); once replaced its
-    cycles must be collectable again, or each swap would keep the old model in memory."""
-    gc.unfreeze()
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """No garbage collection while a version loads: everything it allocates is live, yet
+    hundreds of thousands of new objects would trigger full collections, each a pause of
+    a few hundred ms for every request in flight."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _collect_all() -> None:
+    """Free a replaced version: its model objects are cyclic, so only a collection frees
+    them. The libraries are frozen out of it (app.main), so it costs the size of the
+    versions, not of TensorFlow."""
+    gc.collect()

@@ -49,6 +49,7 @@ class Runtime:
             await self.profiles.submit("")
 
     async def stop(self) -> None:
+        await self.registry.stop()
         await self.profiles.stop()
         await self.models.stop()
         self.model_thread.shutdown(wait=True)
