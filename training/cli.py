@@ -14,6 +14,7 @@ from rich.console import Console  # noqa: E402
 from rich.progress import Progress  # noqa: E402
 
 from app.settings import get_settings  # noqa: E402
+from training.models_cli import models_cli  # noqa: E402
 
 # Wide enough for the metrics table when output goes to a log instead of a terminal.
 console = Console(width=None if sys.stdout.isatty() else 150)
@@ -28,6 +29,7 @@ bench_cli = typer.Typer(
 cli.add_typer(db_cli, name="db")
 cli.add_typer(data_cli, name="data")
 cli.add_typer(bench_cli, name="bench")
+cli.add_typer(models_cli, name="models")
 
 MovieLensDir = Annotated[
     Path | None,
@@ -306,6 +308,39 @@ def bench_serve(
         report = run_bench(plan, console)
     except (ServerError, LoadGeneratorError, RuntimeError) as exc:
         raise _fail(str(exc)) from None
+    if json_path:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(report, indent=2) + "\n")
+        console.print(f"figures: {json_path}")
+
+
+@bench_cli.command("swap")
+def bench_swap(
+    versions: Annotated[int, typer.Option(min=1, help="Versions published one by one.")] = 20,
+    clients: Annotated[int, typer.Option(min=1, help="Concurrent clients.")] = 8,
+    steady: Annotated[float, typer.Option(min=1, help="Seconds of load before swapping.")] = 10,
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="Write every figure here.")
+    ] = None,
+) -> None:
+    """Publish copies of the live version one after another while clients keep asking:
+    failures, p99 steady against during the swaps, memory after the first and last swap."""
+    import json
+
+    from training.bench.server import ServerError
+    from training.bench.swap import SwapPlan, print_report, run_swap_bench
+
+    settings = get_settings()
+    plan = SwapPlan(
+        settings.database.url, settings.artifacts.dir.resolve(), versions, clients, steady
+    )
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("swapping versions", total=versions)
+        try:
+            report = run_swap_bench(plan, lambda done, _: progress.update(task, completed=done))
+        except (ServerError, RuntimeError) as exc:
+            raise _fail(str(exc)) from None
+    print_report(console, report)
     if json_path:
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(report, indent=2) + "\n")
