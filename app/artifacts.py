@@ -50,8 +50,12 @@ def load_version(artifacts_dir: Path, version: str, *, verify: bool = True) -> M
         query = _load_saved_model(folder / QUERY_TOWER)
         check_signatures(folder, manifest, query)
         searcher = _load_searcher(folder / CANDIDATE_INDEX)
-        ranking = _ranking(folder, manifest, query, len(item_ids))
-        check_dimensions(folder, manifest, query, len(item_ids))
+        vectors = {
+            name: _vectors(folder, spec.file, len(item_ids))
+            for name, spec in manifest.serving.item_vectors.items()
+        }
+        check_dimensions(folder, manifest, query, vectors)
+        ranking = _ranking(manifest, query, vectors)
     except ArtifactError:
         raise
     except Exception as exc:  # TF, ScaNN and numpy raise many types for a damaged file
@@ -100,15 +104,16 @@ def check_signatures(folder: Path, manifest: Manifest, query: Any) -> None:
         raise ArtifactError(f"{folder / QUERY_TOWER}: no signature {', '.join(missing)}")
 
 
-def check_dimensions(folder: Path, manifest: Manifest, query: Any, items: int) -> None:
+def check_dimensions(
+    folder: Path, manifest: Manifest, query: Any, vectors: dict[str, np.ndarray]
+) -> None:
     """The query tower's outputs must match the item vectors they are dotted with (and the
     index, built from the `embedding` vectors): a mismatch would fail every request."""
     outputs = query.signatures["serving_default"].structured_outputs
     for name, spec in manifest.serving.item_vectors.items():
-        vectors = _vectors(folder, spec.file, items)
-        if vectors.shape[1] != spec.dim:
+        if vectors[name].shape[1] != spec.dim:
             raise ArtifactError(
-                f"{folder / spec.file}: {vectors.shape[1]} columns, manifest says {spec.dim}"
+                f"{folder / spec.file}: {vectors[name].shape[1]} columns, manifest says {spec.dim}"
             )
         if name in outputs and outputs[name].shape[-1] != spec.dim:
             raise ArtifactError(
@@ -117,20 +122,19 @@ def check_dimensions(folder: Path, manifest: Manifest, query: Any, items: int) -
             )
 
 
-def _ranking(folder: Path, manifest: Manifest, query: Any, items: int) -> Ranking | None:
+def _ranking(manifest: Manifest, query: Any, vectors: dict[str, np.ndarray]) -> Ranking | None:
     ranker = manifest.ranker
     if ranker is None:
         return None
-    files = manifest.serving.item_vectors
     blend = ranker.rating_blend
     return Ranking(
         candidates=ranker.candidates,
-        item_vectors=_vectors(folder, files["ranking"].file, items),
+        item_vectors=vectors["ranking"],
         rating_blend=blend,
         rating_mean=ranker.rating_mean,
         # The rating head crosses user and item: loaded only when the score reads it.
         rating_fn=query.signatures[RATING_SIGNATURE] if blend else None,
-        rating_items=_vectors(folder, files["rating_item"].file, items) if blend else None,
+        rating_items=vectors["rating_item"] if blend else None,
     )
 
 

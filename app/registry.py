@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from app.artifacts import load_version
-from app.store import ArtifactError, Split, live_name, older_than, read_split
+from app.store import ArtifactError, Split, live_name, live_or_none, older_than, read_split
 from app.version import ModelVersion
 
 log = logging.getLogger(__name__)
@@ -129,9 +129,7 @@ class ModelRegistry:
     def describe(self, recent: int = 10) -> dict:
         """What serves, what LIVE names and the latest refusals (for /healthz and reloads)."""
         now = self.assignment
-        pointer = None
-        with contextlib.suppress(ArtifactError):
-            pointer = live_name(self.artifacts_dir)
+        pointer = live_or_none(self.artifacts_dir)
         refusals = sorted(self.refused.values(), key=lambda r: r.at)[-recent:]
         return {
             "model_version": now.live.version,

@@ -43,6 +43,14 @@ def live_name(artifacts_dir: Path) -> str:
     return name
 
 
+def live_or_none(artifacts_dir: Path) -> str | None:
+    """What LIVE names, or None when nothing (valid) is published."""
+    try:
+        return live_name(artifacts_dir)
+    except ArtifactError:
+        return None
+
+
 def read_split(artifacts_dir: Path) -> Split | None:
     path = artifacts_dir / SPLIT_FILE
     try:

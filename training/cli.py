@@ -1,6 +1,7 @@
 """The `recsys` command line: migrations, data, training and serving."""
 
 import asyncio
+import json
 import os
 import sys
 from pathlib import Path
@@ -242,6 +243,14 @@ def serve(
     )
 
 
+def _write_report(json_path: Path | None, report: dict) -> None:
+    """A benchmark's figures as JSON, when --json asked for them."""
+    if json_path:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(report, indent=2) + "\n")
+        console.print(f"figures: {json_path}")
+
+
 def _int_list(raw: str) -> tuple[int, ...]:
     try:
         values = tuple(int(v) for v in raw.split(",") if v.strip())
@@ -282,8 +291,6 @@ def bench_serve(
 ) -> None:
     """Serve the live version with uvicorn and drive it with wrk: req/s, p50/p95/p99 and
     errors per endpoint, each beside a bare reference route measured in the same run."""
-    import json
-
     from training.bench.serve import Plan, run_bench
     from training.bench.server import ServerError
     from training.bench.wrk import LoadGeneratorError
@@ -308,10 +315,7 @@ def bench_serve(
         report = run_bench(plan, console)
     except (ServerError, LoadGeneratorError, RuntimeError) as exc:
         raise _fail(str(exc)) from None
-    if json_path:
-        json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps(report, indent=2) + "\n")
-        console.print(f"figures: {json_path}")
+    _write_report(json_path, report)
 
 
 @bench_cli.command("swap")
@@ -325,8 +329,6 @@ def bench_swap(
 ) -> None:
     """Publish copies of the live version one after another while clients keep asking:
     failures, p99 steady against during the swaps, memory after the first and last swap."""
-    import json
-
     from training.bench.server import ServerError
     from training.bench.swap import SwapPlan, print_report, run_swap_bench
 
@@ -341,10 +343,7 @@ def bench_swap(
         except (ServerError, RuntimeError) as exc:
             raise _fail(str(exc)) from None
     print_report(console, report)
-    if json_path:
-        json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps(report, indent=2) + "\n")
-        console.print(f"figures: {json_path}")
+    _write_report(json_path, report)
 
 
 @bench_cli.command("index")
@@ -376,8 +375,6 @@ def bench_index(
     """Build the export's ScaNN index over a structured synthetic catalog and time it
     against exact numpy search in the same run: build time, size, memory, latency
     (single and batched), recall@k, speedup."""
-    import json
-
     from pydantic import ValidationError
 
     from training.bench.index import Plan, run_bench
@@ -396,10 +393,7 @@ def bench_index(
         raise _fail(str(exc)) from None
     plan = Plan(items=items, dim=dim, queries=queries, k=k, batch=batch, seed=seed, index=index)
     report = run_bench(plan, console)
-    if json_path:
-        json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps(report, indent=2) + "\n")
-        console.print(f"figures: {json_path}")
+    _write_report(json_path, report)
 
 
 def main() -> None:

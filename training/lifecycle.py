@@ -11,7 +11,7 @@ from pathlib import Path
 
 from app.artifacts import verify_checksums
 from app.manifest import Manifest, ManifestError, read_manifest
-from app.store import ArtifactError, Split, live_name, published, read_split, set_live, set_split
+from app.store import ArtifactError, Split, live_or_none, published, read_split, set_live, set_split
 
 
 class LifecycleError(RuntimeError):
@@ -30,7 +30,7 @@ class VersionInfo:
 
 def describe(artifacts_dir: Path, *, verify: bool = True) -> list[VersionInfo]:
     """Every published version, newest first, with whether it verifies."""
-    pointer = _live_or_none(artifacts_dir)
+    pointer = live_or_none(artifacts_dir)
     split = _split_or_none(artifacts_dir)
     infos = []
     for name, created in published(artifacts_dir):
@@ -49,7 +49,7 @@ def promote(artifacts_dir: Path, version: str) -> None:
 
 def start_split(artifacts_dir: Path, candidate: str, share: float) -> Split:
     """Send `share` of users (sticky by user id) to `candidate`, the rest to the live one."""
-    if candidate == _live_or_none(artifacts_dir):
+    if candidate == live_or_none(artifacts_dir):
         raise LifecycleError(f"{candidate} is already live: a split needs another version")
     _require_good(artifacts_dir, candidate)
     try:
@@ -69,7 +69,7 @@ def prune(artifacts_dir: Path, keep: int, *, dry_run: bool = False) -> list[str]
     candidate; returns the names deleted (or that would be, with dry_run)."""
     if keep < 1:
         raise LifecycleError("--keep must be at least 1")
-    protected = {_live_or_none(artifacts_dir)}
+    protected = {live_or_none(artifacts_dir)}
     if split := _split_or_none(artifacts_dir):
         protected.add(split.candidate)
     names = [name for name, _ in published(artifacts_dir)]
@@ -100,13 +100,6 @@ def _check(folder: Path, verify: bool) -> tuple[Manifest | None, str | None]:
     except ArtifactError as exc:
         return manifest, str(exc)
     return manifest, None
-
-
-def _live_or_none(artifacts_dir: Path) -> str | None:
-    try:
-        return live_name(artifacts_dir)
-    except ArtifactError:
-        return None
 
 
 def _split_or_none(artifacts_dir: Path) -> Split | None:

@@ -19,7 +19,7 @@ from app.db.engine import create_engine, safe_url
 from app.db.tables import items as items_table
 from app.manifest import LIVE_POINTER
 from app.settings import ArtifactSettings, DatabaseSettings, Settings
-from app.store import ArtifactError, live_name
+from app.store import live_or_none
 from training.bench.catalog import synthetic_catalog
 from training.config import TrainConfig
 from training.load import load_movielens
@@ -46,7 +46,7 @@ def prepare(scale: Scale, base_url: str, console: Console) -> tuple[str, Path]:
         data = synthetic_catalog(scale.users, scale.items, scale.interactions, scale.seed)
         asyncio.run(_load(url, data))
         _forget(artifacts)
-    if not _published(artifacts):
+    if live_or_none(artifacts) is None:
         _train(url, artifacts, console)
     return url, artifacts
 
@@ -85,14 +85,6 @@ async def _load(url: str, data) -> None:  # type: ignore[no-untyped-def]
         await load_movielens(engine, data)
     finally:
         await engine.dispose()
-
-
-def _published(artifacts: Path) -> bool:
-    try:
-        live_name(artifacts)
-    except ArtifactError:
-        return False
-    return True
 
 
 def _forget(artifacts: Path) -> None:
