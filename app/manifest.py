@@ -20,14 +20,17 @@ SPLIT_FILE = "SPLIT"
 MANIFEST = "manifest.json"
 STAGING_PREFIX = ".staging-"
 QUERY_TOWER = "query_tower"
+ITEM_TOWER = "item_tower"  # the item side's SavedModel: run at export, never loaded to serve
 CANDIDATE_INDEX = "candidate_index"
 ITEM_VECTORS = "item_vectors"
 METADATA = "metadata.jsonl"
 ITEM_IDS = "item_ids.json"
 POPULAR = "popular.json"
 RANKER = "ranker"
-# Signatures of the query-side SavedModel: always the first two, `rating` with a ranker.
-SIGNATURES = ("serving_default", "items")
+# Signatures of the query-side SavedModel the app calls: always these, `rating` with a
+# ranker. (Versions exported before the item tower had its own SavedModel also hold
+# `items` here; the app never calls it.)
+SIGNATURES = ("serving_default",)
 RATING_SIGNATURE = "rating"
 
 

@@ -17,73 +17,111 @@ import numpy as np
 import scann
 import tensorflow as tf
 
-from app.manifest import MANIFEST, STAGING_PREFIX
+from app.manifest import ITEM_TOWER, MANIFEST, QUERY_TOWER, STAGING_PREFIX
 from app.store import set_live
 from models import features as F
 from training.config import IndexConfig
 from training.metrics import best_first
 
 
-class QuerySide(tf.Module):
-    """What the app runs for a version: signatures over raw features.
+def signatures(
+    retrieval: tf.keras.Model, ranker: tf.keras.Model | None, history: int
+) -> tuple[dict, dict]:
+    """What a version runs, as concrete functions over raw features: (query side, item side).
 
+    Query side, the `query_tower/` SavedModel the app loads:
     - `serving_default`: raw user features -> `embedding` (the retrieval query) and, with a
       ranker, `ranking` (dotted with an item's ranking vector: the relevance score) and
       `rating_user` (the user's half of the rating head's input);
-    - `items`: raw item features -> `embedding`, `ranking`, `rating_item`; run over the
-      whole catalog once at export, so the app only reads the results;
     - `rating` (with a ranker): (rating_user, rating_item) -> `rating`, the one part of
       the ranker that crosses user and item features.
+    Item side, the `item_tower/` SavedModel only the exporter runs:
+    - `items`: raw item features -> `embedding`, `ranking`, `rating_item`, run over the
+      whole catalog once at export, so the app only reads the results.
     """
 
-    def __init__(self, retrieval: tf.keras.Model, ranker: tf.keras.Model | None, history: int):
-        super().__init__()
-        self.retrieval, self.ranker = retrieval, ranker
-        self.users = tf.function(self._users, input_signature=[F.query_signature(history)])
-        self.items = tf.function(self._items, input_signature=[F.candidate_signature()])
-        if ranker is not None:
-            halves = [tf.TensorSpec([None, None], tf.float32, name=n) for n in RATING_INPUTS]
-            self.rating = tf.function(self._rating, input_signature=halves)
-
-    def _users(self, features: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
-        queries = self.retrieval.query_tower(features, training=False)
-        if self.ranker is None:
+    def users(features: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        queries = retrieval.query_tower(features, training=False)
+        if ranker is None:
             return {"embedding": queries}
-        shared = queries if self.ranker.base is self.retrieval else None
-        return {"embedding": queries, **self.ranker.user_vectors(features, shared)}
+        shared = queries if ranker.base is retrieval else None
+        return {"embedding": queries, **ranker.user_vectors(features, shared)}
 
-    def _items(self, features: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
-        candidates = self.retrieval.candidate_tower(features, training=False)
-        if self.ranker is None:
+    def items(features: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        candidates = retrieval.candidate_tower(features, training=False)
+        if ranker is None:
             return {"embedding": candidates}
-        shared = candidates if self.ranker.base is self.retrieval else None
-        return {"embedding": candidates, **self.ranker.item_vectors(features, shared)}
+        shared = candidates if ranker.base is retrieval else None
+        return {"embedding": candidates, **ranker.item_vectors(features, shared)}
 
-    def _rating(self, rating_user: tf.Tensor, rating_item: tf.Tensor) -> dict[str, tf.Tensor]:
-        return {"rating": self.ranker.rating_from(rating_user, rating_item)}  # type: ignore[union-attr]
+    def rating(rating_user: tf.Tensor, rating_item: tf.Tensor) -> dict[str, tf.Tensor]:
+        return {"rating": ranker.rating_from(rating_user, rating_item)}  # type: ignore[union-attr]
+
+    query = {"serving_default": _concrete(users, [F.query_signature(history)])}
+    if ranker is not None:
+        halves = [tf.TensorSpec([None, None], tf.float32, name=n) for n in RATING_INPUTS]
+        query["rating"] = _concrete(rating, halves)
+    return query, {"items": _concrete(items, [F.candidate_signature()])}
+
+
+def _concrete(function, signature: list):  # type: ignore[no-untyped-def]
+    return tf.function(function, input_signature=signature).get_concrete_function()
+
+
+def save_lean(path: Path, functions: dict, models: list[tf.keras.Model]) -> list[str]:
+    """A SavedModel of `functions` as signatures and only the state they read.
+
+    Its root tracks the variables and lookup tables the functions capture, not the Keras
+    objects, the signatures are not also saved as methods, and there are no checkpoint
+    ops (`tf.saved_model.load` restores variables without them): Keras would otherwise
+    save a traced function per layer (213 functions for MovieLens; 39 remain), each
+    rebuilt on every load with the GIL held, which is what slows requests down while a
+    new version loads beside them (`recsys bench swap`). Returns the signature names.
+    """
+    root = tf.Module()
+    root.state = captured_state(functions.values(), models)
+    options = tf.saved_model.SaveOptions(experimental_skip_saver=True)
+    tf.saved_model.save(root, str(path), signatures=functions, options=options)
+    return sorted(functions)
+
+
+def captured_state(functions, models: list[tf.keras.Model]) -> list:  # type: ignore[no-untyped-def]
+    """The models' variables and resources (lookup tables) the functions capture, each once;
+    never the optimizer's slots."""
+    captured = {id(t) for f in functions for t in f.captured_inputs}
+    found: dict[int, object] = {}
+    for model in models:
+        for obj in tf.train.TrackableView(model).descendants():
+            if isinstance(obj, tf.Variable):
+                handle = obj.handle
+            elif isinstance(obj, tf.saved_model.experimental.TrackableResource):
+                handle = obj.resource_handle
+            else:
+                continue
+            if id(handle) in captured:
+                found.setdefault(id(obj), obj)
+    return list(found.values())
 
 
 RATING_INPUTS = ("rating_user", "rating_item")
 
 
-def save_query_side(
-    retrieval: tf.keras.Model, ranker: tf.keras.Model | None, history_length: int, path: Path
+def save_towers(
+    retrieval: tf.keras.Model,
+    ranker: tf.keras.Model | None,
+    history_length: int,
+    folder: Path,
 ) -> list[str]:
-    """Export the query side; returns the names of the signatures written."""
-    module = QuerySide(retrieval, ranker, history_length)
-    signatures = {
-        "serving_default": module.users.get_concrete_function(),
-        "items": module.items.get_concrete_function(),
-    }
-    if ranker is not None:
-        signatures["rating"] = module.rating.get_concrete_function()
-    tf.saved_model.save(module, str(path), signatures=signatures)
-    return sorted(signatures)
+    """Write `query_tower/` and `item_tower/` into folder; returns the query signatures."""
+    query, items = signatures(retrieval, ranker, history_length)
+    models = [retrieval, *([ranker] if ranker is not None else [])]
+    save_lean(folder / ITEM_TOWER, items, models)
+    return save_lean(folder / QUERY_TOWER, query, models)
 
 
 def item_vectors(path: Path, columns: dict[str, np.ndarray], batch_size: int = 4096) -> dict:
-    """Every item's vectors, computed by the exported SavedModel's own `items` signature
-    (not the in-memory towers), so what the app reads cannot drift from what it runs."""
+    """Every item's vectors, computed by the exported item tower's `items` signature (not
+    the in-memory towers), so what the app reads cannot drift from what it runs."""
     items = tf.saved_model.load(str(path)).signatures["items"]
     dataset = tf.data.Dataset.from_tensor_slices(columns).batch(batch_size)
     parts = [{name: t.numpy() for name, t in items(**batch).items()} for batch in dataset]

@@ -19,10 +19,10 @@ from app.db.engine import create_engine, safe_url
 from app.manifest import (
     CANDIDATE_INDEX,
     ITEM_IDS,
+    ITEM_TOWER,
     ITEM_VECTORS,
     METADATA,
     POPULAR,
-    QUERY_TOWER,
     RANKER,
     STAGING_PREFIX,
     FeatureSpec,
@@ -176,18 +176,18 @@ def train(
 def stage(settings: Settings, trained: Trained) -> Staged:
     """Write every file of a version into a staging folder (manifest without results).
 
-    The item vectors come from the exported SavedModel's own `items` signature, and the
+    The item vectors come from the exported item tower's `items` signature, and the
     ScaNN index is built from those same vectors.
     """
     config, catalog = trained.config, trained.catalog
     version = export.new_version(catalog.fingerprint)
     staging = export.staging_folder(settings.artifacts.dir, version)
-    signatures = export.save_query_side(
-        trained.retrieval, trained.ranker, config.history_length, staging / QUERY_TOWER
+    signatures = export.save_towers(
+        trained.retrieval, trained.ranker, config.history_length, staging
     )
     if trained.ranker is not None:  # the full pairwise model: the offline reference
         export.save_ranker(trained.ranker, config.history_length, staging / RANKER)
-    vectors = export.item_vectors(staging / QUERY_TOWER, item_columns(catalog, trained.item_ids))
+    vectors = export.item_vectors(staging / ITEM_TOWER, item_columns(catalog, trained.item_ids))
     files = export.write_item_vectors(staging / ITEM_VECTORS, vectors)
     searcher, index_info = export.build_index(vectors["embedding"], config.index)
     (staging / CANDIDATE_INDEX).mkdir()

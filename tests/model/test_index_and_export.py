@@ -18,6 +18,7 @@ from app.artifacts import ArtifactError, load_live
 from app.candidates import reorder_depth, retrieve
 from app.db.queries import UserProfile
 from app.inputs import call_model, profile_columns
+from app.manifest import ITEM_TOWER, QUERY_TOWER
 from app.serving import RecommendRequest, recommend_batch
 from app.settings import ArtifactSettings, Settings
 from app.version import ItemMetadata, ModelVersion
@@ -235,7 +236,7 @@ def test_catalog_files_are_in_index_row_order(live: ModelVersion, catalog, item_
     item_ids, vectors = item_vectors
     assert live.item_ids.tolist() == item_ids and live.row_of["8"] == 7
     assert live.manifest.serving.model_dump() == {
-        "signatures": ["items", "serving_default"],
+        "signatures": ["serving_default"],
         "item_vectors": {"embedding": {"file": "item_vectors/embedding.npy", "dim": 8}},
         "metadata": "metadata.jsonl",
     }
@@ -244,11 +245,33 @@ def test_catalog_files_are_in_index_row_order(live: ModelVersion, catalog, item_
     ]
 
 
+def test_query_tower_holds_only_what_serving_loads(retrieval_dir: Path, live: ModelVersion) -> None:
+    """Loading is what slows requests during a swap: the SavedModel the app loads holds
+    its signatures and their state, not the Keras layers' traced calls, the item side or
+    checkpoint ops."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    folder = retrieval_dir / live.version
+    saved = saved_model_pb2.SavedModel.FromString(
+        (folder / QUERY_TOWER / "saved_model.pb").read_bytes()
+    )
+    graph = saved.meta_graphs[0]
+    assert set(graph.signature_def) - {"__saved_model_init_op"} == {"serving_default"}
+    assert not graph.HasField("saver_def")
+    root = graph.object_graph_def.nodes[0]
+    assert {child.local_name for child in root.children} == {"state", "signatures"}
+    called = [f for f in graph.graph_def.library.function if "inference_" in f.signature.name]
+    layer_calls = [f.signature.name for f in called if "call_and_return" in f.signature.name]
+    assert layer_calls == []
+    items = tf.saved_model.load(str(folder / ITEM_TOWER)).signatures
+    assert set(items) == {"items"}
+
+
 def test_exported_item_signature_matches_the_tower_in_batches(
     retrieval_dir: Path, live: ModelVersion, catalog, item_vectors
 ) -> None:
     item_ids, vectors = item_vectors
-    path = retrieval_dir / live.version / "query_tower"
+    path = retrieval_dir / live.version / ITEM_TOWER
     exported = export.item_vectors(path, item_columns(catalog, item_ids), batch_size=3)
     assert list(exported) == ["embedding"]
     np.testing.assert_allclose(exported["embedding"], vectors, rtol=1e-6, atol=1e-6)

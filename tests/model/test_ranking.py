@@ -13,6 +13,7 @@ from app.artifacts import ArtifactError, load_version
 from app.candidates import retrieve
 from app.db.queries import UserProfile
 from app.inputs import call_model, profile_columns
+from app.manifest import ITEM_TOWER, QUERY_TOWER
 from app.ranking import rank
 from app.serving import Ranked, RecommendRequest, recommend_batch
 from app.version import ModelVersion
@@ -148,10 +149,11 @@ def test_exported_ranker_matches_in_memory_on_raw_features(trained, full) -> Non
 def test_exported_halves_compose_to_the_ranker(trained, published: Path) -> None:
     """Query side (user features only) + items (item features only) + the rating head
     on the two halves give the pairs model's score and rating, unknown ids included."""
-    signatures = tf.saved_model.load(str(published / "query_tower")).signatures
+    signatures = tf.saved_model.load(str(published / QUERY_TOWER)).signatures
+    item_side = tf.saved_model.load(str(published / ITEM_TOWER)).signatures["items"]
     features, ranker = pairs(), trained.ranker
     users = signatures["serving_default"](**{k: features[k] for k in F.QUERY_FEATURES})
-    items = signatures["items"](**{k: features[k] for k in F.CANDIDATE_FEATURES})
+    items = item_side(**{k: features[k] for k in F.CANDIDATE_FEATURES})
     halves = {name: users[name] if name in users else items[name] for name in RATING_INPUTS}
     rating = signatures["rating"](**halves)["rating"]
     relevance = tf.reduce_sum(users["ranking"] * items["ranking"], axis=1)
