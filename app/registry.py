@@ -14,8 +14,11 @@ import gc
 import hashlib
 import logging
 import os
+import sys
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -69,6 +72,8 @@ class ModelRegistry:
         self.release_seconds = 1.0  # a replaced version's requests finish well within this
         self._lock = asyncio.Lock()
         self._collector: asyncio.Task | None = None
+        # One background thread, at the lowest CPU priority, loads new versions.
+        self._loader = ThreadPoolExecutor(1, "model-loader", initializer=_lowest_priority)
 
     @property
     def assignment(self) -> Assignment:
@@ -88,7 +93,8 @@ class ModelRegistry:
         """Follow the folder's pointers now; True when what serves changed."""
         async with self._lock:
             before = self.assignment
-            after = await asyncio.to_thread(self._next, before)
+            loop = asyncio.get_running_loop()
+            after = await loop.run_in_executor(self._loader, self._next, before)
             if after.names == before.names:
                 return False
             self.current = after
@@ -121,6 +127,7 @@ class ModelRegistry:
             self._collector.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._collector
+        self._loader.shutdown(wait=False, cancel_futures=True)
 
     @property
     def live(self) -> str:
@@ -173,7 +180,7 @@ class ModelRegistry:
         if known is not None and known.stamp == stamp:
             return None  # refused before and unchanged since: not worth another load
         try:
-            with _collector_paused():
+            with _loading():
                 version = load_version(self.artifacts_dir, name, verify=self.verify)
                 if warm and self._warm is not None:
                     self._warm(version)
@@ -213,16 +220,34 @@ def _stamp(folder: Path) -> tuple:
     return tuple(sorted(found))
 
 
+# How a load shares the machine with the requests served meanwhile. Loading a version is
+# seconds of Python holding the GIL. By default a waiting thread gets the GIL only after
+# 5 ms, and every request passes it between threads (event loop, database, model) many
+# times, so requests slowed to a crawl while a version loaded. During a load the GIL
+# changes hands every 0.1 ms, and the loading thread runs at the lowest CPU priority so it
+# takes the cores that requests leave idle (`recsys bench swap` measures the effect; the
+# README has the figures).
+LOAD_SWITCH_INTERVAL = 0.0001
+LOADER_NICE = 19
+
+
+def _lowest_priority() -> None:
+    with contextlib.suppress(AttributeError, OSError):  # per-thread niceness: Linux
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), LOADER_NICE)
+
+
 @contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    """No garbage collection while a version loads: everything it allocates is live, yet
-    hundreds of thousands of new objects would trigger full collections, each a pause of
-    a few hundred ms for every request in flight."""
-    enabled = gc.isenabled()
+def _loading() -> Iterator[None]:
+    """While a version loads: the GIL changes hands often (above), and no garbage
+    collection runs: everything the load allocates is live, yet hundreds of thousands of
+    new objects would trigger full collections, each a pause for every request in flight."""
+    enabled, interval = gc.isenabled(), sys.getswitchinterval()
     gc.disable()
+    sys.setswitchinterval(min(interval, LOAD_SWITCH_INTERVAL))
     try:
         yield
     finally:
+        sys.setswitchinterval(interval)
         if enabled:
             gc.enable()
 
