@@ -10,20 +10,16 @@ serving; it is retried only when its folder changes.
 
 import asyncio
 import contextlib
-import gc
 import hashlib
 import logging
-import os
-import sys
-import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from app.artifacts import load_version
+from app.loading import collect_all, folder_stamp, loading, lowest_priority
 from app.store import ArtifactError, Split, live_name, live_or_none, older_than, read_split
 from app.version import ModelVersion
 
@@ -73,7 +69,7 @@ class ModelRegistry:
         self._lock = asyncio.Lock()
         self._collector: asyncio.Task | None = None
         # One background thread, at the lowest CPU priority, loads new versions.
-        self._loader = ThreadPoolExecutor(1, "model-loader", initializer=_lowest_priority)
+        self._loader = ThreadPoolExecutor(1, "model-loader", initializer=lowest_priority)
 
     @property
     def assignment(self) -> Assignment:
@@ -85,7 +81,7 @@ class ModelRegistry:
         """The first assignment (blocking; run off the loop). An unusable live version
         falls back to the newest older one that loads; none at all raises ArtifactError."""
         wanted = live_name(self.artifacts_dir)
-        live = self._try_load(wanted, warm=False) or self._fallback(wanted)
+        live = self._try_load(wanted, serving=False) or self._fallback(wanted)
         self.current = self._with_split(live, None)
         return self.current
 
@@ -114,13 +110,13 @@ class ModelRegistry:
 
     def _collect_later(self) -> None:
         """Collect the replaced version once requests in flight on it are done: one full
-        collection per swap, off the event loop (see _collect_all)."""
+        collection per swap, off the event loop (see app.loading.collect_all)."""
         if self._collector is None or self._collector.done():
             self._collector = asyncio.get_running_loop().create_task(self._collect_after())
 
     async def _collect_after(self) -> None:
         await asyncio.sleep(self.release_seconds)
-        await asyncio.to_thread(_collect_all)
+        await asyncio.to_thread(collect_all)
 
     async def stop(self) -> None:
         if self._collector is not None:
@@ -151,7 +147,7 @@ class ModelRegistry:
 
     def _next(self, now: Assignment) -> Assignment:
         wanted = live_name(self.artifacts_dir)
-        live = self._reuse(now, wanted) or self._try_load(wanted, warm=True) or now.live
+        live = self._reuse(now, wanted) or self._try_load(wanted, serving=True) or now.live
         return self._with_split(live, now)
 
     def _with_split(self, live: ModelVersion, now: Assignment | None) -> Assignment:
@@ -163,7 +159,7 @@ class ModelRegistry:
         if split is None or split.candidate == live.version:
             return Assignment(live)
         candidate = (now and self._reuse(now, split.candidate)) or self._try_load(
-            split.candidate, warm=now is not None
+            split.candidate, serving=now is not None
         )
         return Assignment(live, candidate, split.share) if candidate else Assignment(live)
 
@@ -174,15 +170,17 @@ class ModelRegistry:
                 return version
         return None
 
-    def _try_load(self, name: str, *, warm: bool) -> ModelVersion | None:
-        stamp = _stamp(self.artifacts_dir / name)
+    def _try_load(self, name: str, *, serving: bool) -> ModelVersion | None:
+        """The version, or None once refused. `serving`: requests are being answered
+        meanwhile, so the version is warmed up before it takes them, and loaded politely."""
+        stamp = folder_stamp(self.artifacts_dir / name)
         known = self.refused.get(name)
         if known is not None and known.stamp == stamp:
             return None  # refused before and unchanged since: not worth another load
         try:
-            with _loading():
+            with loading(polite=serving):
                 version = load_version(self.artifacts_dir, name, verify=self.verify)
-                if warm and self._warm is not None:
+                if serving and self._warm is not None:
                     self._warm(version)
         except Exception as exc:  # any failure of a version keeps it out, not the service
             reason = str(exc) if isinstance(exc, ArtifactError) else f"{type(exc).__name__}: {exc}"
@@ -194,7 +192,7 @@ class ModelRegistry:
 
     def _fallback(self, wanted: str) -> ModelVersion:
         for name in older_than(self.artifacts_dir, wanted):
-            if version := self._try_load(name, warm=False):
+            if version := self._try_load(name, serving=False):
                 log.critical(
                     "LIVE names %s, which cannot be served (%s); serving the older version %s "
                     "instead until a good version is published or promoted",
@@ -207,53 +205,3 @@ class ModelRegistry:
 
 def _iso(at: float) -> str:
     return datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def _stamp(folder: Path) -> tuple:
-    """Each file's path, size and modification time: cheap, and changes with any rewrite."""
-    found = []
-    for root, _, files in os.walk(folder):
-        for name in files:
-            with contextlib.suppress(OSError):
-                stat = os.stat(os.path.join(root, name))
-                found.append((root, name, stat.st_size, stat.st_mtime_ns))
-    return tuple(sorted(found))
-
-
-# How a load shares the machine with the requests served meanwhile. Loading a version is
-# seconds of Python holding the GIL. By default a waiting thread gets the GIL only after
-# 5 ms, and every request passes it between threads (event loop, database, model) many
-# times, so requests slowed to a crawl while a version loaded. During a load the GIL
-# changes hands every 0.1 ms, and the loading thread runs at the lowest CPU priority so it
-# takes the cores that requests leave idle (`recsys bench swap` measures the effect; the
-# README has the figures).
-LOAD_SWITCH_INTERVAL = 0.0001
-LOADER_NICE = 19
-
-
-def _lowest_priority() -> None:
-    with contextlib.suppress(AttributeError, OSError):  # per-thread niceness: Linux
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), LOADER_NICE)
-
-
-@contextlib.contextmanager
-def _loading() -> Iterator[None]:
-    """While a version loads: the GIL changes hands often (above), and no garbage
-    collection runs: everything the load allocates is live, yet hundreds of thousands of
-    new objects would trigger full collections, each a pause for every request in flight."""
-    enabled, interval = gc.isenabled(), sys.getswitchinterval()
-    gc.disable()
-    sys.setswitchinterval(min(interval, LOAD_SWITCH_INTERVAL))
-    try:
-        yield
-    finally:
-        sys.setswitchinterval(interval)
-        if enabled:
-            gc.enable()
-
-
-def _collect_all() -> None:
-    """Free a replaced version: its model objects are cyclic, so only a collection frees
-    them. The libraries are frozen out of it (app.main), so it costs the size of the
-    versions, not of TensorFlow."""
-    gc.collect()
