@@ -6,14 +6,26 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 
+from app.db.guard import DatabaseUnavailable
 from app.schemas import ErrorBody, ErrorDetail, ErrorResponse
 
 log = logging.getLogger(__name__)
 
-# What a sick or unreachable database raises, across drivers.
-DATABASE_ERRORS = (OperationalError, InterfaceError, DBAPIError, OSError, TimeoutError)
+# What a sick, hung or unreachable database raises, across drivers: the pool's own
+# checkout timeout and a missed deadline included.
+DATABASE_ERRORS = (
+    OperationalError,
+    InterfaceError,
+    DBAPIError,
+    OSError,
+    TimeoutError,
+    PoolTimeout,
+    DatabaseUnavailable,
+)
+RETRY_AFTER_SECONDS = 1
 
 
 class NotFoundError(Exception):
@@ -22,9 +34,9 @@ class NotFoundError(Exception):
         self.message = message
 
 
-def error_response(status: int, code: str, message: str, details=()) -> JSONResponse:  # type: ignore[no-untyped-def]
+def error_response(status: int, code: str, message: str, details=(), headers=None) -> JSONResponse:  # type: ignore[no-untyped-def]
     body = ErrorResponse(error=ErrorBody(code=code, message=message, details=list(details)))
-    return JSONResponse(status_code=status, content=body.model_dump())
+    return JSONResponse(status_code=status, content=body.model_dump(), headers=headers)
 
 
 def _location(loc: tuple) -> str:
@@ -54,8 +66,13 @@ async def _not_found(_: Request, exc: Exception) -> JSONResponse:
 
 
 async def _database(request: Request, exc: Exception) -> JSONResponse:
-    log.warning("database unavailable on %s: %s", request.url.path, exc)
-    return error_response(503, "database_unavailable", "the database is unavailable; retry later")
+    # Not logged per request: the database guard reports an outage, rate-limited.
+    return error_response(
+        503,
+        "database_unavailable",
+        "the database is unavailable; retry later",
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

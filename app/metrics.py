@@ -1,6 +1,6 @@
 """Prometheus metrics, through the maintained client library; served at /metrics."""
 
-from prometheus_client import CONTENT_TYPE_LATEST, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 
 BATCH_SIZE = Histogram(
     "recsys_batch_size",
@@ -13,6 +13,21 @@ QUEUE_WAIT = Histogram(
     "Time a request waited for its micro-batch to start, by stage.",
     ["stage"],
     buckets=(0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+)
+
+DB_LATENCY = Histogram(
+    "recsys_database_read_seconds",
+    "Duration of the database reads that succeeded.",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+)
+DB_ERRORS = Counter(
+    "recsys_database_errors_total", "Database reads that failed or missed their deadline."
+)
+BREAKER_OPEN = Gauge(
+    "recsys_database_breaker_open", "1 while the database circuit breaker is open, else 0."
+)
+FALLBACKS = Counter(
+    "recsys_fallbacks_total", "Non-personalised (popular) answers, by reason.", ["reason"]
 )
 
 

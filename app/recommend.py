@@ -4,17 +4,15 @@ Plain functions with keyword-only arguments: the routes call them, a batch job c
 Each builds its response schema once (validated once) for the route to serialise.
 """
 
-import logging
 from typing import Any
 
+from app import metrics
 from app.db.queries import UserProfile
 from app.errors import DATABASE_ERRORS, NotFoundError
 from app.runtime import Runtime
 from app.schemas import FeatureResponse, RecommendationsResponse, UserFeature
 from app.serving import RecommendRequest
 from app.version import ModelVersion
-
-log = logging.getLogger(__name__)
 
 
 async def recommend(
@@ -24,9 +22,9 @@ async def recommend(
     version = runtime.registry.assignment.choose(user_id)
     try:
         profile = await runtime.profiles.submit(user_id)
-    except DATABASE_ERRORS as exc:
-        # Still answer: a popular list beats an error page while the database recovers.
-        log.warning("serving popular items to %r: database unavailable (%s)", user_id, exc)
+    except DATABASE_ERRORS:
+        # Still answer: a popular list beats an error page while the database recovers
+        # (the database guard logs the outage, rate-limited; not a line per request).
         return _popular(version, user_id, k, "database_unavailable", with_metadata)
     if profile is None:
         return _popular(version, user_id, k, "unknown_user", with_metadata)
@@ -54,6 +52,7 @@ def _item(version: ModelVersion, row: int, score: float, with_metadata: bool) ->
 def _popular(
     version: ModelVersion, user_id: str, k: int, reason: str, with_metadata: bool
 ) -> RecommendationsResponse:
+    metrics.FALLBACKS.labels(reason).inc()
     items = []
     for entry in version.popular[:k]:
         row = version.row_of.get(entry["id"])

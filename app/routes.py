@@ -4,16 +4,14 @@ Responses are serialised once by pydantic-core (the schema was validated when th
 service built it) and returned as bytes, so FastAPI does not validate them again.
 """
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel
-from sqlalchemy import text
 
 from app import metrics
 from app import recommend as service
 from app.deps import runtime_of
-from app.errors import DATABASE_ERRORS
 from app.schemas import ErrorResponse, FeatureResponse, HealthResponse, RecommendationsResponse
 
 router = APIRouter()
@@ -27,8 +25,9 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def json(body: BaseModel) -> Response:
-    return Response(body.model_dump_json(exclude_none=True), media_type="application/json")
+def json(body: BaseModel, status: int = 200) -> Response:
+    payload = body.model_dump_json(exclude_none=True)
+    return Response(payload, status_code=status, media_type="application/json")
 
 
 @router.get(
@@ -69,21 +68,38 @@ async def feature(user_id: UserId, request: Request) -> Response:
 
 @router.get("/healthz", response_model=HealthResponse, response_model_exclude_none=True)
 async def healthz(request: Request) -> Response:
-    """Liveness and readiness: 200 while a model is loaded. "degraded" while the database
-    is down (the service still answers with popular items) or while LIVE names a version
-    that was refused (an older one serves); `refused` says why."""
+    """Liveness: answered from memory (never waits on the database). "degraded" while LIVE
+    names a version that was refused (an older one serves); `refused` says why."""
+    versions = runtime_of(request).registry.describe()
+    return json(HealthResponse(status=_status(versions), **versions))
+
+
+@router.get(
+    "/readyz",
+    response_model=HealthResponse,
+    response_model_exclude_none=True,
+    responses={503: {"model": HealthResponse}},
+)
+async def readyz(request: Request) -> Response:
+    """Readiness: a version loaded and the database reachable within a short deadline
+    (503 otherwise: requests would get popular fallbacks), with the versions."""
     runtime = runtime_of(request)
-    database = "ok"
-    try:
-        async with runtime.engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
-    except DATABASE_ERRORS:
-        database = "unavailable"
-    versions = runtime.registry.describe()
-    healthy = database == "ok" and versions["live_pointer"] == versions["model_version"]
-    return json(
-        HealthResponse(status="ok" if healthy else "degraded", database=database, **versions)  # type: ignore[arg-type]
+    guard, versions = runtime.guard, runtime.registry.describe()
+    reachable = await guard.check(READY_DEADLINE_SECONDS)
+    body = HealthResponse(
+        status=_status(versions) if reachable else "degraded",
+        database="ok" if reachable else "unavailable",
+        breaker="open" if guard.is_open else "closed",
+        **versions,
     )
+    return json(body, status=200 if reachable else 503)
+
+
+READY_DEADLINE_SECONDS = 0.5
+
+
+def _status(versions: dict) -> Literal["ok", "degraded"]:
+    return "ok" if versions["live_pointer"] == versions["model_version"] else "degraded"
 
 
 @router.get("/metrics", include_in_schema=False)

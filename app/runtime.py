@@ -15,10 +15,12 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.batching import MicroBatcher
-from app.db.engine import autocommit, read_retrying
+from app.db.engine import autocommit, create_engine, read_retrying
+from app.db.guard import DatabaseGuard
 from app.db.queries import UserProfile, fetch_profiles
 from app.errors import DATABASE_ERRORS
 from app.registry import ModelRegistry
@@ -37,6 +39,8 @@ class Runtime:
     profiles: MicroBatcher[str, UserProfile | None]
     models: MicroBatcher[Scoring, Ranked]
     model_thread: ThreadPoolExecutor
+    guard: DatabaseGuard
+    probe_engine: AsyncEngine
 
     async def warm(self) -> None:
         """Run the path once before traffic: the model on its own thread, and one profile
@@ -49,11 +53,13 @@ class Runtime:
             await self.profiles.submit("")
 
     async def stop(self) -> None:
+        await self.guard.stop()
         await self.registry.stop()
         await self.profiles.stop()
         await self.models.stop()
         self.model_thread.shutdown(wait=True)
         await self.engine.dispose()
+        await self.probe_engine.dispose()
 
 
 def build_runtime(settings: Settings, engine: AsyncEngine, registry: ModelRegistry) -> Runtime:
@@ -61,9 +67,12 @@ def build_runtime(settings: Settings, engine: AsyncEngine, registry: ModelRegist
     limit = serving.max_seen_items
 
     reads = autocommit(engine)
+    guard, probe_engine = database_guard(settings)
 
     async def read_profiles(user_ids: list[str]) -> list[UserProfile | None]:
-        found = await read_retrying(reads, lambda conn: fetch_profiles(conn, user_ids, limit))
+        found = await guard.run(
+            lambda: read_retrying(reads, lambda conn: fetch_profiles(conn, user_ids, limit))
+        )
         return [found.get(user_id) for user_id in user_ids]
 
     model_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recsys-model")
@@ -79,10 +88,33 @@ def build_runtime(settings: Settings, engine: AsyncEngine, registry: ModelRegist
         profiles=MicroBatcher("profiles", read_profiles, max_batch=size, window=window),
         models=MicroBatcher("models", score, max_batch=size, window=window),
         model_thread=model_thread,
+        guard=guard,
+        probe_engine=probe_engine,
     )
     runtime.profiles.start()
     runtime.models.start()
     return runtime
+
+
+def database_guard(settings: Settings) -> tuple[DatabaseGuard, AsyncEngine]:
+    """The guard, and the engine its probe uses: fresh connections, outside the pool, so
+    a pool full of connections hung on a paused server cannot hide the recovery."""
+    db = settings.database
+    probe_engine = create_engine(db, pooled=False)
+
+    async def probe() -> None:
+        async with probe_engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    guard = DatabaseGuard(
+        probe,
+        DATABASE_ERRORS,
+        deadline=db.read_deadline_seconds,
+        threshold=db.breaker_threshold,
+        probe_interval=db.probe_seconds,
+        log_interval=db.outage_log_seconds,
+    )
+    return guard, probe_engine
 
 
 def score_batch(batch: Sequence[Scoring]) -> list[Ranked]:

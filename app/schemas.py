@@ -60,8 +60,15 @@ class Versions(BaseModel):
 
 
 class HealthResponse(Versions):
+    """Liveness (/healthz: from memory, never the database) and readiness (/readyz)."""
+
     status: Literal["ok", "degraded"]
-    database: Literal["ok", "unavailable"]
+    database: Literal["ok", "unavailable"] | None = Field(
+        default=None, description="Readiness only: reachable within a short deadline."
+    )
+    breaker: Literal["closed", "open"] | None = Field(
+        default=None, description="Readiness only: open while reads fail fast (fallbacks)."
+    )
 
 
 class ReloadResponse(Versions):

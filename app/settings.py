@@ -16,8 +16,16 @@ class DatabaseSettings(BaseSettings):
 
     url: str = "sqlite+aiosqlite:///./var/recsys.db"
     pool_size: int = Field(default=5, ge=1)
-    # Bounds how long a request waits on a sick database before answering 503.
+    # Connecting and each statement (the driver's own limits; CLI jobs run under these).
     timeout_seconds: float = Field(default=5.0, gt=0)
+    # Request path: each read's deadline (pool wait included); a miss counts as a failure.
+    read_deadline_seconds: float = Field(default=0.5, gt=0)
+    # This many failures in a row open the circuit breaker: reads fail at once (fallbacks)
+    # while a probe every `probe_seconds` waits for the database to come back.
+    breaker_threshold: int = Field(default=3, ge=1)
+    probe_seconds: float = Field(default=0.5, gt=0)
+    # During an outage: one log line per this interval, with a count.
+    outage_log_seconds: float = Field(default=10.0, gt=0)
 
 
 class ArtifactSettings(BaseSettings):

@@ -8,32 +8,39 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
 
 from app.settings import DatabaseSettings
 
 T = TypeVar("T")
 
 
-def create_engine(settings: DatabaseSettings) -> AsyncEngine:
+def create_engine(settings: DatabaseSettings, *, pooled: bool = True) -> AsyncEngine:
+    """`pooled` False: a fresh connection per use (for a health probe)."""
     url = make_url(settings.url)
+    unpooled = {} if pooled else {"poolclass": NullPool}
     if url.get_backend_name() == "sqlite":
         _ensure_sqlite_folder(url.database)
-        engine = create_async_engine(url, connect_args={"timeout": settings.timeout_seconds})
+        connect = {"timeout": settings.timeout_seconds}
+        engine = create_async_engine(url, connect_args=connect, **unpooled)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
+    if not pooled:
+        return create_async_engine(url, connect_args=_pg_limits(settings), poolclass=NullPool)
     # No pre-ping: it costs every checkout a round trip. Readers on the request path
     # retry once on a connection found dead instead (`read_retrying`).
     return create_async_engine(
         url,
         pool_size=settings.pool_size,
         pool_timeout=settings.timeout_seconds,
-        # timeout bounds connecting, command_timeout each statement: a sick database
-        # costs a request seconds, not forever.
-        connect_args={
-            "timeout": settings.timeout_seconds,
-            "command_timeout": settings.timeout_seconds,
-        },
+        connect_args=_pg_limits(settings),
     )
+
+
+def _pg_limits(settings: DatabaseSettings) -> dict:
+    # timeout bounds connecting, command_timeout each statement: a sick database costs a
+    # job seconds, not forever (requests have their own, shorter deadline: app.db.guard).
+    return {"timeout": settings.timeout_seconds, "command_timeout": settings.timeout_seconds}
 
 
 def autocommit(engine: AsyncEngine) -> AsyncEngine:

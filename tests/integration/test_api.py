@@ -153,10 +153,12 @@ async def test_unknown_route_is_json(client) -> None:
     assert response.json()["error"]["code"] == "not_found"
 
 
-async def test_health_reports_version_and_database(client) -> None:
-    response = await client.get(url(client, "healthz"))
-    assert response.status_code == 200
-    assert response.json()["database"] == "ok"
+async def test_health_reports_version_and_readiness_the_database(client) -> None:
+    live = await client.get(url(client, "healthz"))
+    assert live.status_code == 200 and live.json()["model_version"]
+    ready = await client.get(url(client, "readyz"))
+    assert ready.status_code == 200
+    assert ready.json()["database"] == "ok" and ready.json()["breaker"] == "closed"
 
 
 async def test_list_is_ordered_by_the_exported_rankers_score(

@@ -39,12 +39,30 @@ async def test_feature_is_503_json_when_database_is_down(no_database_client):
     response = await no_database_client.get("/feature/1")
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "database_unavailable"
+    assert response.headers["retry-after"] == "1"
     assert "Traceback" not in response.text
 
 
-async def test_health_says_degraded_when_database_is_down(no_database_client):
-    body = (await no_database_client.get("/healthz")).json()
-    assert body["status"] == "degraded" and body["database"] == "unavailable"
+async def test_liveness_stays_up_and_readiness_says_why_not(no_database_client):
+    live = await no_database_client.get("/healthz")
+    assert live.status_code == 200 and live.json()["status"] == "ok"
+    assert "database" not in live.json()  # liveness never asks the database
+    ready = await no_database_client.get("/readyz")
+    assert ready.status_code == 503
+    assert ready.json()["database"] == "unavailable" and ready.json()["model_version"]
+
+
+async def test_repeated_failures_open_the_breaker_and_fallbacks_become_immediate(
+    no_database_client,
+):
+    for _ in range(3):  # the default threshold
+        await no_database_client.get("/recommendations/1")
+    assert (await no_database_client.get("/readyz")).json()["breaker"] == "open"
+    metrics = (await no_database_client.get("/metrics")).text
+    assert "recsys_database_breaker_open 1.0" in metrics
+    assert 'recsys_fallbacks_total{reason="database_unavailable"}' in metrics
+    body = (await no_database_client.get("/recommendations/1")).json()
+    assert body["fallback_reason"] == "database_unavailable"
 
 
 def _copy(artifacts_dir: Path, tmp_path: Path) -> tuple[Path, Path]:
