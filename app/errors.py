@@ -9,7 +9,9 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 
+from app.admission import Overloaded
 from app.db.guard import DatabaseUnavailable
+from app.edges import allow_with_head
 from app.schemas import ErrorBody, ErrorDetail, ErrorResponse
 
 log = logging.getLogger(__name__)
@@ -57,7 +59,10 @@ async def _validation(_: Request, exc: Exception) -> JSONResponse:
 async def _http(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-    return error_response(exc.status_code, code, str(exc.detail))
+    headers = dict(exc.headers or {})
+    if "Allow" in headers:  # a 405 says what is allowed
+        headers["Allow"] = allow_with_head(headers["Allow"])
+    return error_response(exc.status_code, code, str(exc.detail), headers=headers or None)
 
 
 async def _not_found(_: Request, exc: Exception) -> JSONResponse:
@@ -75,6 +80,15 @@ async def _database(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _overloaded(_: Request, exc: Exception) -> JSONResponse:
+    return error_response(
+        503,
+        "overloaded",
+        f"the service is at capacity ({exc}); retry later",
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error on %s", request.url.path, exc_info=exc)
     return error_response(500, "internal_error", "internal error; it has been logged")
@@ -84,6 +98,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(HTTPException, _http)
     app.add_exception_handler(NotFoundError, _not_found)
+    app.add_exception_handler(Overloaded, _overloaded)
     for error in DATABASE_ERRORS:
         app.add_exception_handler(error, _database)
     app.add_exception_handler(Exception, _unexpected)

@@ -18,6 +18,7 @@ from app import admin, reference
 from app.artifacts import configure_tensorflow
 from app.db.engine import create_engine, safe_url
 from app.db.queries import fetch_profiles
+from app.edges import HeadAsGet
 from app.errors import DATABASE_ERRORS, install_error_handlers
 from app.registry import ModelRegistry
 from app.routes import router
@@ -54,6 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await runtime.stop()
 
     app = FastAPI(title="recsys", version="0.1.0", lifespan=lifespan)
+    app.add_middleware(HeadAsGet)
     install_error_handlers(app)
     app.include_router(router)
     if config.admin_token is not None:

@@ -26,6 +26,9 @@ DB_ERRORS = Counter(
 BREAKER_OPEN = Gauge(
     "recsys_database_breaker_open", "1 while the database circuit breaker is open, else 0."
 )
+REJECTED = Counter(
+    "recsys_rejected_total", "Requests refused at once (503) because too many were in flight."
+)
 FALLBACKS = Counter(
     "recsys_fallbacks_total", "Non-personalised (popular) answers, by reason.", ["reason"]
 )

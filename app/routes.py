@@ -22,6 +22,7 @@ UserId = Annotated[
 ERRORS: dict[int | str, dict[str, Any]] = {
     422: {"model": ErrorResponse},
     500: {"model": ErrorResponse},
+    503: {"model": ErrorResponse},
 }
 
 
@@ -47,23 +48,27 @@ async def recommendations(
         bool, Query(alias="includeSeen", description="Allow items the user already had.")
     ] = False,
 ) -> Response:
-    body = await service.recommend(
-        runtime=runtime_of(request),
-        user_id=user_id,
-        k=k,
-        with_metadata=return_metadata,
-        include_seen=include_seen,
-    )
+    runtime = runtime_of(request)
+    with runtime.admission.admit():
+        body = await service.recommend(
+            runtime=runtime,
+            user_id=user_id,
+            k=k,
+            with_metadata=return_metadata,
+            include_seen=include_seen,
+        )
     return json(body)
 
 
 @router.get(
     "/feature/{user_id}",
     response_model=FeatureResponse,
-    responses={**ERRORS, 404: {"model": ErrorResponse}, 503: {"model": ErrorResponse}},
+    responses={**ERRORS, 404: {"model": ErrorResponse}},
 )
 async def feature(user_id: UserId, request: Request) -> Response:
-    return json(await service.user_features(runtime=runtime_of(request), user_id=user_id))
+    runtime = runtime_of(request)
+    with runtime.admission.admit():
+        return json(await service.user_features(runtime=runtime, user_id=user_id))
 
 
 @router.get("/healthz", response_model=HealthResponse, response_model_exclude_none=True)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.admission import Admission
 from app.batching import MicroBatcher
 from app.db.engine import autocommit, create_engine, read_retrying
 from app.db.guard import DatabaseGuard
@@ -41,6 +42,7 @@ class Runtime:
     model_thread: ThreadPoolExecutor
     guard: DatabaseGuard
     probe_engine: AsyncEngine
+    admission: Admission
 
     async def warm(self) -> None:
         """Run the path once before traffic: the model on its own thread, and one profile
@@ -90,6 +92,7 @@ def build_runtime(settings: Settings, engine: AsyncEngine, registry: ModelRegist
         model_thread=model_thread,
         guard=guard,
         probe_engine=probe_engine,
+        admission=Admission(serving.max_in_flight),
     )
     runtime.profiles.start()
     runtime.models.start()

@@ -75,6 +75,9 @@ class ServingSettings(BaseSettings):
     # batch open that long for company (0: start as soon as the previous batch is done).
     batch_max_size: int = Field(default=64, ge=1)
     batch_window_ms: float = Field(default=0.0, ge=0)
+    # Requests on the model path at once (queued or running); past it: 503 + Retry-After
+    # at once. About 8 batches' worth: a full queue waits ~8 batch times, not unbounded.
+    max_in_flight: int = Field(default=512, ge=1)
     # TensorFlow's thread pools (0: TensorFlow's default, one thread per core). On a
     # small machine one each leaves the cores to the event loop and the database; the
     # micro-batcher, not op-level parallelism, is what makes use of concurrency.

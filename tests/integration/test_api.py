@@ -153,6 +153,21 @@ async def test_unknown_route_is_json(client) -> None:
     assert response.json()["error"]["code"] == "not_found"
 
 
+async def test_head_is_answered_wherever_get_is(client) -> None:
+    for path in (url(client, "healthz"), url(client, "recommendations", user_id="1")):
+        get, head = await client.get(path), await client.head(path)
+        assert head.status_code == get.status_code == 200
+        assert head.content == b"" and head.headers["content-type"] == get.headers["content-type"]
+        assert head.headers["content-length"] == get.headers["content-length"]
+
+
+async def test_method_not_allowed_says_what_is(client) -> None:
+    response = await client.post(url(client, "healthz"))
+    assert response.status_code == 405
+    assert response.headers["allow"] == "GET, HEAD"
+    assert response.json()["error"]["code"] == "method_not_allowed"
+
+
 async def test_health_reports_version_and_readiness_the_database(client) -> None:
     live = await client.get(url(client, "healthz"))
     assert live.status_code == 200 and live.json()["model_version"]

@@ -1,0 +1,52 @@
+"""Past its in-flight bound the service refuses at once (503 + Retry-After) and answers
+everything it admitted; the bound is released as requests finish."""
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from app.admission import Admission, Overloaded
+from app.settings import ArtifactSettings, DatabaseSettings, ServingSettings, Settings
+from tests.conftest import app_client
+
+pytestmark = [pytest.mark.movielens, pytest.mark.model]
+
+
+def test_admission_refuses_past_its_limit_and_frees_on_exit() -> None:
+    admission = Admission(2)
+    with (
+        admission.admit(),
+        admission.admit(),
+        pytest.raises(Overloaded, match="more than 2"),
+        admission.admit(),
+    ):
+        pass
+    assert admission.in_flight == 0
+    with pytest.raises(ValueError), admission.admit():
+        raise ValueError("a failed request frees its place too")
+    assert admission.in_flight == 0
+
+
+@pytest.mark.parametrize("loaded_database", ["sqlite"], indirect=True)
+async def test_a_flood_past_the_bound_gets_503_not_a_longer_queue(
+    loaded_database: str, artifacts_dir: Path
+) -> None:
+    settings = Settings(
+        database=DatabaseSettings(url=loaded_database),
+        artifacts=ArtifactSettings(dir=artifacts_dir),
+        serving=ServingSettings(max_in_flight=4),
+    )
+    async with app_client(settings) as client:
+        paths = [f"/recommendations/{n % 943 + 1}" for n in range(60)] + ["/feature/1"] * 20
+        answers = await asyncio.gather(*(client.get(path) for path in paths))
+        statuses = {response.status_code for response in answers}
+        assert statuses == {200, 503}, statuses
+        for response in answers:
+            if response.status_code == 503:
+                assert response.headers["retry-after"] == "1"
+                assert response.json()["error"]["code"] == "overloaded"
+        # Once the flood is over the bound is free again: nothing leaked.
+        assert client.app.state.runtime.admission.in_flight == 0
+        assert (await client.get("/recommendations/1")).status_code == 200
+        assert "recsys_rejected_total" in (await client.get("/metrics")).text
