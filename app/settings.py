@@ -89,6 +89,9 @@ class ServingSettings(BaseSettings):
     # access log, and formatting a log record per request costs the event loop ~10% of
     # its throughput. Turn on when uvicorn is reached directly and you want its lines.
     access_log: bool = False
+    # Peers (addresses or networks, comma-separated) whose X-Forwarded-For/-Proto are
+    # believed: the proxy in front (nginx). Empty: nobody's; the peer is the client.
+    trusted_proxies: str = ""
 
 
 class Settings(BaseSettings):

@@ -239,7 +239,10 @@ def serve(
         workers=workers,
         log_level=settings.log_level,
         access_log=settings.serving.access_log,
-        proxy_headers=True,
+        # Forwarded client addresses only from the configured proxies, not from anyone
+        # who can reach the port (uvicorn's default trusts every loopback peer).
+        proxy_headers=bool(settings.serving.trusted_proxies),
+        forwarded_allow_ips=settings.serving.trusted_proxies or None,
     )
 
 

@@ -82,3 +82,26 @@ def test_server_refuses_to_start_without_a_published_version(tmp_path: Path, dat
             pass
     assert "no published model version" in str(refused.value)
     assert "recsys train" in str(refused.value)
+
+
+@pytest.mark.parametrize("loaded_database", ["sqlite"], indirect=True)
+def test_forwarded_addresses_are_believed_only_from_trusted_proxies(
+    loaded_database: str, artifacts_dir: Path, tmp_path: Path
+) -> None:
+    """uvicorn's access log names the client: the peer, unless the peer is a configured
+    proxy, whose X-Forwarded-For is then believed."""
+    spoofed = "203.0.113.9"
+    for trusted in ("", "127.0.0.1"):
+        env = {
+            "RECSYS_DATABASE_URL": loaded_database,
+            "RECSYS_ARTIFACTS_DIR": str(artifacts_dir),
+            "RECSYS_SERVING_ACCESS_LOG": "true",
+            "RECSYS_SERVING_TRUSTED_PROXIES": trusted,
+        }
+        log = tmp_path / f"server-{trusted or 'none'}.log"
+        with run_server(env, log, timeout=90) as running:
+            headers = {"X-Forwarded-For": spoofed}
+            assert httpx.get(f"{running.base}/healthz", headers=headers).status_code == 200
+        lines = [line for line in log.read_text().splitlines() if '"GET /healthz' in line]
+        assert lines, log.read_text()
+        assert (spoofed in lines[-1]) == bool(trusted), lines[-1]
