@@ -264,6 +264,10 @@ def _int_list(raw: str) -> tuple[int, ...]:
     return values
 
 
+# The benchmarks' --json option: every figure of the run, as JSON.
+FiguresJson = Annotated[Path | None, typer.Option("--json", help="Write every figure here.")]
+
+
 @bench_cli.command("serve")
 def bench_serve(
     database: Annotated[
@@ -288,9 +292,7 @@ def bench_serve(
     interactions: Annotated[
         int, typer.Option(min=100, help="About this many synthetic interactions (with --items).")
     ] = 250_000,
-    json_path: Annotated[
-        Path | None, typer.Option("--json", help="Write every figure here.")
-    ] = None,
+    json_path: FiguresJson = None,
 ) -> None:
     """Serve the live version with uvicorn and drive it with wrk: req/s, p50/p95/p99 and
     errors per endpoint, each beside a bare reference route measured in the same run."""
@@ -326,9 +328,7 @@ def bench_swap(
     versions: Annotated[int, typer.Option(min=1, help="Versions published one by one.")] = 20,
     clients: Annotated[int, typer.Option(min=1, help="Concurrent clients.")] = 8,
     steady: Annotated[float, typer.Option(min=1, help="Seconds of load before swapping.")] = 10,
-    json_path: Annotated[
-        Path | None, typer.Option("--json", help="Write every figure here.")
-    ] = None,
+    json_path: FiguresJson = None,
 ) -> None:
     """Publish copies of the live version one after another while clients keep asking:
     failures, p99 steady against during the swaps, memory after the first and last swap."""
@@ -371,9 +371,7 @@ def bench_index(
         int | None, typer.Option(min=1, help="Candidates re-scored exactly (default: config).")
     ] = None,
     config_file: ConfigFile = None,
-    json_path: Annotated[
-        Path | None, typer.Option("--json", help="Write every figure here.")
-    ] = None,
+    json_path: FiguresJson = None,
 ) -> None:
     """Build the export's ScaNN index over a structured synthetic catalog and time it
     against exact numpy search in the same run: build time, size, memory, latency
