@@ -73,8 +73,9 @@ async def feature(user_id: UserId, request: Request) -> Response:
 
 @router.get("/healthz", response_model=HealthResponse, response_model_exclude_none=True)
 async def healthz(request: Request) -> Response:
-    """Liveness: answered from memory (never waits on the database). "degraded" while LIVE
-    names a version that was refused (an older one serves); `refused` says why."""
+    """Liveness: never waits on the database (what serves is in memory; LIVE is one small
+    file read). "degraded" while LIVE names a version that was refused (an older one
+    serves); `refused` says why."""
     versions = runtime_of(request).registry.describe()
     return json(HealthResponse(status=_status(versions), **versions))
 
@@ -86,11 +87,11 @@ async def healthz(request: Request) -> Response:
     responses={503: {"model": HealthResponse}},
 )
 async def readyz(request: Request) -> Response:
-    """Readiness: a version loaded and the database reachable within a short deadline
+    """Readiness: a version loaded and the database reachable within the read deadline
     (503 otherwise: requests would get popular fallbacks), with the versions."""
     runtime = runtime_of(request)
     guard, versions = runtime.guard, runtime.registry.describe()
-    reachable = await guard.check(READY_DEADLINE_SECONDS)
+    reachable = await guard.check()
     body = HealthResponse(
         status=_status(versions) if reachable else "degraded",
         database="ok" if reachable else "unavailable",
@@ -98,9 +99,6 @@ async def readyz(request: Request) -> Response:
         **versions,
     )
     return json(body, status=200 if reachable else 503)
-
-
-READY_DEADLINE_SECONDS = 0.5
 
 
 def _status(versions: dict) -> Literal["ok", "degraded"]:

@@ -71,12 +71,12 @@ class DatabaseGuard:
         self.failures = 0
         return result
 
-    async def check(self, deadline: float) -> bool:
-        """Reachable now? (for readiness: never waits longer than `deadline`)."""
+    async def check(self) -> bool:
+        """Reachable now? (for readiness: never waits longer than the read deadline)."""
         if self.is_open:
             return False
         try:
-            await _within(self.probe, deadline)
+            await _within(self.probe, self.deadline)
         except self.errors:
             return False
         return True

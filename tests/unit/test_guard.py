@@ -59,14 +59,14 @@ async def test_the_probe_closes_the_breaker_once_the_database_is_back() -> None:
     for _ in range(3):
         with pytest.raises(DatabaseUnavailable):
             await guard.run(db.read)
-    assert guard.is_open and not await guard.check(0.05)
+    assert guard.is_open and not await guard.check()
     db.up = True
     for _ in range(100):
         if not guard.is_open:
             break
         await asyncio.sleep(0.01)
     assert not guard.is_open
-    assert await guard.run(db.read) == "row" and await guard.check(0.05)
+    assert await guard.run(db.read) == "row" and await guard.check()
 
 
 async def test_driver_errors_count_like_missed_deadlines() -> None:
