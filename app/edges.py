@@ -20,7 +20,9 @@ class HeadAsGet:
                 message = {**message, "body": b""}
             await send(message)
 
-        await self.app({**scope, "method": "GET"}, receive, headers_only)
+        # In place, so what routing adds to the scope (the route) is seen outside too.
+        scope["method"] = "GET"
+        await self.app(scope, receive, headers_only)
 
 
 def allow_with_head(allow: str) -> str:

@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException
 from app.admission import Overloaded
 from app.db.guard import DatabaseUnavailable
 from app.edges import allow_with_head
+from app.observe import set_outcome
 from app.schemas import ErrorBody, ErrorDetail, ErrorResponse
 
 log = logging.getLogger(__name__)
@@ -41,38 +42,47 @@ def error_response(status: int, code: str, message: str, details=(), headers=Non
     return JSONResponse(status_code=status, content=body.model_dump(), headers=headers)
 
 
+def _answer(  # type: ignore[no-untyped-def]
+    request: Request, status: int, code: str, message: str, details=(), headers=None
+) -> JSONResponse:
+    """The error response, with its code named as the request's outcome in the access log."""
+    set_outcome(request.state, code)
+    return error_response(status, code, message, details, headers)
+
+
 def _location(loc: tuple) -> str:
     where, *name = loc or ("request",)
     kind = {"query": "query parameter", "path": "path parameter"}.get(str(where), str(where))
     return f"{kind} '{'.'.join(map(str, name))}'" if name else kind
 
 
-async def _validation(_: Request, exc: Exception) -> JSONResponse:
+async def _validation(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     details = [
         ErrorDetail(location=_location(tuple(e["loc"])), message=e["msg"]) for e in exc.errors()
     ]
     message = "; ".join(f"{d.location}: {d.message}" for d in details)
-    return error_response(422, "invalid_request", message, details)
+    return _answer(request, 422, "invalid_request", message, details)
 
 
-async def _http(_: Request, exc: Exception) -> JSONResponse:
+async def _http(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
     headers = dict(exc.headers or {})
     if "Allow" in headers:  # a 405 says what is allowed
         headers["Allow"] = allow_with_head(headers["Allow"])
-    return error_response(exc.status_code, code, str(exc.detail), headers=headers or None)
+    return _answer(request, exc.status_code, code, str(exc.detail), headers=headers or None)
 
 
-async def _not_found(_: Request, exc: Exception) -> JSONResponse:
+async def _not_found(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, NotFoundError)
-    return error_response(404, "not_found", exc.message)
+    return _answer(request, 404, "not_found", exc.message)
 
 
 async def _database(request: Request, exc: Exception) -> JSONResponse:
     # Not logged per request: the database guard reports an outage, rate-limited.
-    return error_response(
+    return _answer(
+        request,
         503,
         "database_unavailable",
         "the database is unavailable; retry later",
@@ -80,8 +90,9 @@ async def _database(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _overloaded(_: Request, exc: Exception) -> JSONResponse:
-    return error_response(
+async def _overloaded(request: Request, exc: Exception) -> JSONResponse:
+    return _answer(
+        request,
         503,
         "overloaded",
         f"the service is at capacity ({exc}); retry later",
@@ -91,7 +102,7 @@ async def _overloaded(_: Request, exc: Exception) -> JSONResponse:
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error on %s", request.url.path, exc_info=exc)
-    return error_response(500, "internal_error", "internal error; it has been logged")
+    return _answer(request, 500, "internal_error", "internal error; it has been logged")
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -14,12 +14,14 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app import admin, reference
+from app import admin, logs, reference
+from app.accesslog import AccessLog
 from app.artifacts import configure_tensorflow
 from app.db.engine import create_engine, safe_url
 from app.db.queries import fetch_profiles
 from app.edges import HeadAsGet
 from app.errors import DATABASE_ERRORS, install_error_handlers
+from app.observe import Observe
 from app.registry import ModelRegistry
 from app.routes import router
 from app.runtime import build_runtime
@@ -33,10 +35,11 @@ log = logging.getLogger("app")
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     config = settings or get_settings()
+    access = AccessLog(config.log_format) if config.serving.access_log else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        logging.basicConfig(level=config.log_level.upper())
+        logs.configure(config.log_level, config.log_format)
         registry = ModelRegistry(
             config.artifacts.dir, verify=config.artifacts.verify_checksums, warm=warm_up
         )
@@ -53,9 +56,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 yield
             finally:
                 await runtime.stop()
+                if access is not None:
+                    access.flush()
 
     app = FastAPI(title="recsys", version="0.1.0", lifespan=lifespan)
     app.add_middleware(HeadAsGet)
+    app.add_middleware(Observe, access=access)  # outermost: times and counts everything
     install_error_handlers(app)
     app.include_router(router)
     if config.admin_token is not None:

@@ -34,6 +34,46 @@ FALLBACKS = Counter(
 )
 
 
+REQUEST_LATENCY = Histogram(
+    "recsys_http_request_duration_seconds",
+    "Time from a request's arrival to its response's end, by route template, method "
+    "and status (route 'unmatched' for paths no route serves).",
+    ["route", "method", "status"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
+MODEL_INFO = Gauge(
+    "recsys_model_info",
+    "1 for each model version serving: role 'live', or 'candidate' in an A/B split.",
+    ["version", "role"],
+)
+MODEL_LOADS = Counter(
+    "recsys_model_loads_total",
+    "Model versions loaded (taken into service) or refused (kept out, with the reason "
+    "in /healthz), at start and on every reload.",
+    ["outcome"],
+)
+MODEL_SWAPS = Counter("recsys_model_swaps_total", "Times what serves changed without a restart.")
+
+
+_request_series: dict[tuple[str, str, int], Histogram] = {}
+
+
+def observe_request(route: str, method: str, status: int, seconds: float) -> None:
+    # The labelled child looked up once per (route, method, status), not per request.
+    key = (route, method, status)
+    series = _request_series.get(key)
+    if series is None:
+        series = _request_series[key] = REQUEST_LATENCY.labels(route, method, str(status))
+    series.observe(seconds)
+
+
+def show_versions(live: str, candidate: str | None) -> None:
+    MODEL_INFO.clear()
+    MODEL_INFO.labels(live, "live").set(1)
+    if candidate is not None:
+        MODEL_INFO.labels(candidate, "candidate").set(1)
+
+
 def observe_batch(stage: str, size: int, waits: list[float]) -> None:
     BATCH_SIZE.labels(stage).observe(size)
     wait = QUEUE_WAIT.labels(stage)

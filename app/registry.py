@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from app import metrics
 from app.artifacts import load_version
 from app.loading import collect_all, folder_stamp, loading, lowest_priority
 from app.store import ArtifactError, Split, live_name, live_or_none, older_than, read_split
@@ -83,6 +84,7 @@ class ModelRegistry:
         wanted = live_name(self.artifacts_dir)
         live = self._try_load(wanted, serving=False) or self._fallback(wanted)
         self.current = self._with_split(live, None)
+        metrics.show_versions(*self.current.names[:2])
         return self.current
 
     async def refresh(self) -> bool:
@@ -95,6 +97,8 @@ class ModelRegistry:
                 return False
             self.current = after
             self.swaps += 1
+            metrics.MODEL_SWAPS.inc()
+            metrics.show_versions(*after.names[:2])
             self._collect_later()
             log.info("now serving %s (candidate %s, share %.2f)", *after.names)
             return True
@@ -186,8 +190,10 @@ class ModelRegistry:
             reason = str(exc) if isinstance(exc, ArtifactError) else f"{type(exc).__name__}: {exc}"
             self.refused[name] = Refusal(name, reason, time.time(), stamp)
             log.error("refused model version %s: %s", name, reason)
+            metrics.MODEL_LOADS.labels("refused").inc()
             return None
         self.refused.pop(name, None)
+        metrics.MODEL_LOADS.labels("loaded").inc()
         return version
 
     def _fallback(self, wanted: str) -> ModelVersion:

@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from app import metrics
 from app import recommend as service
 from app.deps import runtime_of
+from app.observe import set_outcome
 from app.schemas import ErrorResponse, FeatureResponse, HealthResponse, RecommendationsResponse
 
 router = APIRouter()
@@ -57,6 +58,8 @@ async def recommendations(
             with_metadata=return_metadata,
             include_seen=include_seen,
         )
+    outcome = f"fallback:{body.fallback_reason}" if body.fallback else "personalised"
+    set_outcome(request.state, outcome)
     return json(body)
 
 

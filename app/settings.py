@@ -2,6 +2,7 @@
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -85,10 +86,9 @@ class ServingSettings(BaseSettings):
     tf_inter_op_threads: int = Field(default=1, ge=0)
     # Run the request path at a few batch sizes before a version takes traffic.
     warm_up: bool = True
-    # uvicorn's per-request access log line. Off by default: nginx, in front, writes the
-    # access log, and formatting a log record per request costs the event loop ~10% of
-    # its throughput. Turn on when uvicorn is reached directly and you want its lines.
-    access_log: bool = False
+    # One structured line per request (request id, route, status, latency, outcome),
+    # written by the app in place of uvicorn's access log.
+    access_log: bool = True
     # Peers (addresses or networks, comma-separated) whose X-Forwarded-For/-Proto are
     # believed: the proxy in front (nginx). Empty: nobody's; the peer is the client.
     trusted_proxies: str = ""
@@ -105,6 +105,8 @@ class Settings(BaseSettings):
     serving: ServingSettings = Field(default_factory=ServingSettings)
     training: TrainingSettings = Field(default_factory=TrainingSettings)
     log_level: str = "info"
+    # "json": one JSON object per line (for log collectors); "text": for a terminal.
+    log_format: Literal["json", "text"] = "json"
     # Bearer token for POST /admin/reload; unset, the admin routes do not exist (404).
     admin_token: SecretStr | None = None
 

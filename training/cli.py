@@ -231,6 +231,8 @@ def serve(
     """Serve the live model version over HTTP (uvicorn)."""
     import uvicorn
 
+    from app.logs import logging_config
+
     settings = get_settings()
     uvicorn.run(
         "app.main:app",
@@ -238,7 +240,8 @@ def serve(
         port=port,
         workers=workers,
         log_level=settings.log_level,
-        access_log=settings.serving.access_log,
+        log_config=logging_config(settings.log_level, settings.log_format),
+        access_log=False,  # the app writes its own, structured, with the request id
         # Forwarded client addresses only from the configured proxies, not from anyone
         # who can reach the port (uvicorn's default trusts every loopback peer).
         proxy_headers=bool(settings.serving.trusted_proxies),

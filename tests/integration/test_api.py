@@ -6,6 +6,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from app.settings import ArtifactSettings, DatabaseSettings, Settings
 from tests.conftest import app_client
@@ -261,3 +262,32 @@ async def test_concurrent_requests_are_batched_and_answer_as_alone(client, ratin
     for one, many in zip(alone, together, strict=True):
         assert [i["id"] for i in one] == [i["id"] for i in many]
         assert [i["score"] for i in one] == pytest.approx([i["score"] for i in many], abs=1e-5)
+
+
+def _sample(text: str, name: str, **labels: str) -> float:
+    """A sample's value from /metrics text (0 when the series does not exist yet)."""
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return sample.value
+    return 0.0
+
+
+async def test_metrics_count_requests_by_route_and_status_and_name_the_version(client) -> None:
+    route = {"route": "/recommendations/{user_id}", "method": "GET"}
+    name = "recsys_http_request_duration_seconds_count"
+    before = (await client.get("/metrics")).text
+    assert (await client.get(url(client, "recommendations", user_id="1"))).status_code == 200
+    assert (await client.get("/recommendations/1", params={"k": 0})).status_code == 422
+    after = (await client.get("/metrics")).text
+    assert (
+        _sample(after, name, status="200", **route)
+        == _sample(before, name, status="200", **route) + 1
+    )
+    assert (
+        _sample(after, name, status="422", **route)
+        == _sample(before, name, status="422", **route) + 1
+    )
+    live = (await client.get("/healthz")).json()["model_version"]
+    assert _sample(after, "recsys_model_info", version=live, role="live") == 1
+    assert _sample(after, "recsys_model_loads_total", outcome="loaded") >= 1

@@ -1,0 +1,58 @@
+"""Logging: one JSON object per line (or plain text for a terminal), the same for the
+app's, uvicorn's and the access log's records, each carrying the request id when it
+was written while a request was being handled."""
+
+import logging
+import logging.config
+from typing import Any
+
+from app.observe import request_id
+
+
+class RequestIdFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "request_id"):
+            rid = request_id.get()
+            if rid is not None:
+                record.request_id = rid
+        return True
+
+
+def logging_config(level: str, fmt: str) -> dict[str, Any]:
+    """A dictConfig for the root logger and uvicorn's, which uvicorn applies in each
+    worker process (uvicorn.run(log_config=...)) and the app applies when run alone."""
+    formatters: dict[str, dict[str, Any]] = {
+        "json": {
+            "()": "pythonjsonlogger.orjson.OrjsonFormatter",
+            "fmt": "{asctime}{levelname}{name}{message}",
+            "style": "{",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+    }
+    handler = {
+        "class": "logging.StreamHandler",
+        "formatter": fmt,
+        "filters": ["request_id"],
+        "stream": "ext://sys.stderr",
+    }
+    level = level.upper()
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": {"request_id": {"()": RequestIdFilter}},
+        "formatters": {fmt: formatters[fmt]},
+        "handlers": {"default": handler},
+        "root": {"handlers": ["default"], "level": level},
+        # uvicorn's own loggers propagate to root (its access log is replaced by ours).
+        "loggers": {
+            name: {"handlers": [], "level": level, "propagate": True}
+            for name in ("uvicorn", "uvicorn.error", "uvicorn.access")
+        },
+    }
+
+
+def configure(level: str, fmt: str) -> None:
+    """Apply the config unless uvicorn (or a host application) already configured logging."""
+    if not logging.getLogger().handlers:
+        logging.config.dictConfig(logging_config(level, fmt))
