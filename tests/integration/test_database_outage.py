@@ -15,7 +15,7 @@ import pytest
 
 from app.settings import ArtifactSettings, DatabaseSettings, Settings
 from tests.conftest import app_client, load_into, require
-from tests.pgcluster import Cluster, pg_bin, throwaway_cluster
+from training.bench.pgcluster import Cluster, pg_bin, throwaway_cluster
 
 pytestmark = [pytest.mark.movielens, pytest.mark.model]
 CLIENTS = 24

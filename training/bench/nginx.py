@@ -1,8 +1,9 @@
-"""Run a real nginx with the repo's config in front of a test upstream.
+"""Run a real nginx with the repo's config in front of one or more API instances.
 
-The end-to-end tests use the same server block as docker-compose
-(nginx/templates/recsys.conf.template), wrapped in a throwaway main config whose every
-path lies in a work folder, so nginx runs without root-owned paths or a daemon.
+The native stack (tests, `recsys bench outage`) uses the same server block as
+docker-compose (nginx/templates/recsys.conf.template), wrapped in a throwaway main
+config whose every path lies in a work folder, so nginx runs without root-owned paths
+or a daemon.
 """
 
 import os
@@ -13,6 +14,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -43,20 +45,41 @@ def find_nginx() -> str:
     return found
 
 
-def render_template(upstream: str, port: int, template: Path = TEMPLATE) -> str:
-    """The server block with only our two variables filled in.
+@dataclass(frozen=True)
+class Limits:
+    """The rate limit per client address (compose: NGINX_RATE_LIMIT, NGINX_RATE_BURST)."""
+
+    rate: str = "50r/s"
+    burst: int = 100
+
+
+def render_template(
+    upstreams: list[str], port: int, limits: Limits | None = None, template: Path = TEMPLATE
+) -> str:
+    """The server block with only our variables filled in, as the image's envsubst does.
 
     Not string.Template: it would also try to substitute nginx's own `$request_id` & co.
     """
+    limits = limits or Limits()
+    values = {
+        "NGINX_PORT": str(port),
+        "RECSYS_UPSTREAM_SERVERS": " ".join(f"server {u};" for u in upstreams),
+        "NGINX_RATE_LIMIT": limits.rate,
+        "NGINX_RATE_BURST": str(limits.burst),
+    }
     text = template.read_text()
-    return text.replace("${NGINX_PORT}", str(port)).replace("${RECSYS_UPSTREAM}", upstream)
+    for name, value in values.items():
+        text = text.replace("${" + name + "}", value)
+    return text
 
 
-def write_config(nginx: str, upstream: str, port: int, workdir: Path) -> Path:
+def write_config(
+    nginx: str, upstreams: list[str], port: int, workdir: Path, limits: Limits | None
+) -> Path:
     """Write the rendered server block and a standalone nginx.conf; return the latter."""
     workdir.mkdir(parents=True, exist_ok=True)
     server_block = workdir / "recsys.conf"
-    server_block.write_text(render_template(upstream, port))
+    server_block.write_text(render_template(upstreams, port, limits))
     compiled = _compiled_options(nginx)
     temp_paths = "\n".join(
         f"    {directive} {workdir / directive.removesuffix('_path')};"
@@ -90,13 +113,15 @@ http {{
 
 
 @contextmanager
-def run_nginx(upstream: str, port: int, workdir: Path) -> Iterator[str]:
-    """Run nginx on `port` proxying to `upstream` (host:port); yield its base URL.
+def run_nginx(
+    upstreams: list[str], port: int, workdir: Path, limits: Limits | None = None
+) -> Iterator[str]:
+    """Run nginx on `port` proxying to `upstreams` (host:port each); yield its base URL.
 
     The server block logs requests to stdout, which lands in workdir/access.log.
     """
     nginx = find_nginx()
-    conf = write_config(nginx, upstream, port, workdir)
+    conf = write_config(nginx, upstreams, port, workdir, limits)
     error_log = workdir / "error.log"
     command = [nginx, "-c", str(conf), "-p", f"{workdir}/", "-e", str(error_log)]
     _check_config(command, error_log)
