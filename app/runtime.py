@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.admission import Admission
 from app.batching import MicroBatcher
 from app.db.engine import autocommit, create_engine, read_retrying
 from app.db.guard import DatabaseGuard
@@ -42,7 +41,6 @@ class Runtime:
     model_thread: ThreadPoolExecutor
     guard: DatabaseGuard
     probe_engine: AsyncEngine
-    admission: Admission
 
     async def warm(self) -> None:
         """Run the path once before traffic: the model on its own thread, and one profile
@@ -73,7 +71,8 @@ def build_runtime(settings: Settings, engine: AsyncEngine, registry: ModelRegist
 
     async def read_profiles(user_ids: list[str]) -> list[UserProfile | None]:
         found = await guard.run(
-            lambda: read_retrying(reads, lambda conn: fetch_profiles(conn, user_ids, limit))
+            lambda: read_retrying(reads, lambda conn: fetch_profiles(conn, user_ids, limit)),
+            requests=len(user_ids),
         )
         return [found.get(user_id) for user_id in user_ids]
 
@@ -92,7 +91,6 @@ def build_runtime(settings: Settings, engine: AsyncEngine, registry: ModelRegist
         model_thread=model_thread,
         guard=guard,
         probe_engine=probe_engine,
-        admission=Admission(serving.max_in_flight),
     )
     runtime.profiles.start()
     runtime.models.start()

@@ -1,7 +1,9 @@
 """The database guard: every read has a deadline, and a circuit breaker stops waiting on a
 database that keeps failing.
 
-- closed: reads run, each under its deadline; `threshold` failures in a row open it.
+- closed: reads run, each under its deadline; `threshold` requests failed in a row open
+  it (a batched read that fails counts once per request in it: one missed deadline
+  under load is enough, while a lone slow read at a quiet time is not).
 - open: reads fail at once (`DatabaseUnavailable`: the caller answers its fallback) while
   a background probe (`SELECT 1` on a fresh connection, under the same deadline) runs
   every `probe_interval`; the first success closes it, without a restart.
@@ -54,8 +56,11 @@ class DatabaseGuard:
     def is_open(self) -> bool:
         return self.opened_at is not None
 
-    async def run(self, read: Callable[[], Awaitable[T]], deadline: float | None = None) -> T:
-        """`read()` under the deadline; DatabaseUnavailable (or the driver's error) if not."""
+    async def run(
+        self, read: Callable[[], Awaitable[T]], deadline: float | None = None, requests: int = 1
+    ) -> T:
+        """`read()` under the deadline; DatabaseUnavailable (or the driver's error) if not.
+        `requests`: how many requests wait on this read (a micro-batch's size)."""
         if self.is_open:
             self._failed("circuit open: the database failed repeatedly; probing it")
             raise DatabaseUnavailable("the database is unavailable (circuit open)")
@@ -65,7 +70,7 @@ class DatabaseGuard:
         except self.errors as exc:
             metrics.DB_ERRORS.inc()
             self._failed(str(exc) or type(exc).__name__)
-            self._trip()
+            self._trip(requests)
             raise
         metrics.DB_LATENCY.observe(time.perf_counter() - started)
         self.failures = 0
@@ -91,12 +96,12 @@ class DatabaseGuard:
             )  # fmt: skip
             self._unlogged, self._logged_at = 0, now
 
-    def _trip(self) -> None:
-        self.failures += 1
+    def _trip(self, requests: int) -> None:
+        self.failures += requests
         if self.failures >= self.threshold and not self.is_open:
             self.opened_at = time.monotonic()
             metrics.BREAKER_OPEN.set(1)
-            log.error("database circuit opened after %d failures in a row", self.failures)
+            log.error("database circuit opened after %d failed requests in a row", self.failures)
             self._prober = asyncio.get_running_loop().create_task(self._probe_until_back())
 
     async def _probe_until_back(self) -> None:

@@ -79,3 +79,19 @@ async def test_driver_errors_count_like_missed_deadlines() -> None:
             await guard.run(refused)
     assert guard.is_open
     await guard.stop()
+
+
+async def test_a_failed_batch_counts_once_per_request_in_it() -> None:
+    db = Database()
+    db.up = False
+    guard = guard_for(db)
+    with pytest.raises(DatabaseUnavailable):
+        await guard.run(db.read, requests=2)
+    assert not guard.is_open  # two requests failed: under the threshold of three
+    db.up = True
+    assert await guard.run(db.read) == "row"  # a success resets the count
+    db.up = False
+    with pytest.raises(DatabaseUnavailable):
+        await guard.run(db.read, requests=12)
+    assert guard.is_open  # one missed deadline of a batch of twelve is enough
+    await guard.stop()
