@@ -3,30 +3,62 @@
 Past the bound a request is refused at once (503 with Retry-After) instead of joining a
 queue whose wait grows without limit: the requests that are admitted keep a bounded
 latency, and a client (or nginx's next upstream) can go elsewhere or come back.
+
+The gate is ASGI middleware in front of routing, and a refusal is a prebuilt response:
+under a flood of clients that retry at once (no backoff), refusals are most of the work,
+and through FastAPI's routing, validation and exception handlers each cost enough to
+starve the admitted requests of the event loop (measured: `recsys bench overload`).
 """
 
-import contextlib
-from collections.abc import Iterator
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app import metrics
-
-
-class Overloaded(Exception):
-    """More requests in flight than the service admits."""
+from app.errors import RETRY_AFTER_SECONDS, error_response
 
 
 class Admission:
     def __init__(self, limit: int):
         self.limit, self.in_flight = limit, 0
+        refusal = error_response(
+            503,
+            "overloaded",
+            f"the service is at capacity (more than {limit} requests in flight); retry later",
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
+        self.refusal_headers = refusal.raw_headers
+        self.refusal_body = refusal.body
 
-    @contextlib.contextmanager
-    def admit(self) -> Iterator[None]:
-        # One event loop: no lock needed between the check and the increment.
-        if self.in_flight >= self.limit:
-            metrics.REJECTED.inc()
-            raise Overloaded(f"more than {self.limit} requests in flight")
-        self.in_flight += 1
+
+class AdmissionGate:
+    """Counts requests whose path starts with one of `routes`' prefixes (the model path;
+    prefix -> route template) against the app's `Admission` (app.state.admission); past
+    its limit answers the refusal."""
+
+    def __init__(self, app: ASGIApp, *, routes: dict[str, str]):
+        self.app, self.routes = app, routes
+        self.prefixes = tuple(routes)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(self.prefixes):
+            await self.app(scope, receive, send)
+            return
+        admission: Admission = scope["app"].state.admission
+        if admission.in_flight >= admission.limit:
+            await self._refuse(scope, send, admission)
+            return
+        admission.in_flight += 1  # one event loop: no lock between check and increment
         try:
-            yield
+            await self.app(scope, receive, send)
         finally:
-            self.in_flight -= 1
+            admission.in_flight -= 1
+
+    async def _refuse(self, scope: Scope, send: Send, admission: Admission) -> None:
+        metrics.REJECTED.inc()
+        state = scope.setdefault("state", {})
+        state["outcome"] = "overloaded"
+        # Not routed, yet counted and logged under the route it asked for.
+        prefix = next(p for p in self.prefixes if scope["path"].startswith(p))
+        state["route_template"] = self.routes[prefix]
+        headers = admission.refusal_headers
+        await send({"type": "http.response.start", "status": 503, "headers": headers})
+        await send({"type": "http.response.body", "body": admission.refusal_body})

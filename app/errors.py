@@ -9,7 +9,6 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 
-from app.admission import Overloaded
 from app.db.guard import DatabaseUnavailable
 from app.edges import allow_with_head
 from app.observe import set_outcome
@@ -90,16 +89,6 @@ async def _database(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _overloaded(request: Request, exc: Exception) -> JSONResponse:
-    return _answer(
-        request,
-        503,
-        "overloaded",
-        f"the service is at capacity ({exc}); retry later",
-        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-    )
-
-
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error on %s", request.url.path, exc_info=exc)
     return _answer(request, 500, "internal_error", "internal error; it has been logged")
@@ -109,7 +98,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(HTTPException, _http)
     app.add_exception_handler(NotFoundError, _not_found)
-    app.add_exception_handler(Overloaded, _overloaded)
     for error in DATABASE_ERRORS:
         app.add_exception_handler(error, _database)
     app.add_exception_handler(Exception, _unexpected)

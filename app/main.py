@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app import admin, logs, reference
 from app.accesslog import AccessLog
+from app.admission import Admission, AdmissionGate
 from app.artifacts import configure_tensorflow
 from app.db.engine import create_engine, safe_url
 from app.db.queries import fetch_profiles
@@ -23,7 +24,7 @@ from app.edges import HeadAsGet
 from app.errors import DATABASE_ERRORS, install_error_handlers
 from app.observe import Observe
 from app.registry import ModelRegistry
-from app.routes import router
+from app.routes import ADMITTED, router
 from app.runtime import build_runtime
 from app.serving import warm_up
 from app.settings import Settings, get_settings
@@ -60,6 +61,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     access.flush()
 
     app = FastAPI(title="recsys", version="0.1.0", lifespan=lifespan)
+    app.state.admission = Admission(config.serving.max_in_flight)
+    app.add_middleware(AdmissionGate, routes=ADMITTED)
     app.add_middleware(HeadAsGet)
     app.add_middleware(Observe, access=access)  # outermost: times and counts everything
     install_error_handlers(app)

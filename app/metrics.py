@@ -39,7 +39,7 @@ REQUEST_LATENCY = Histogram(
     "Time from a request's arrival to its response's end, by route template, method "
     "and status (route 'unmatched' for paths no route serves).",
     ["route", "method", "status"],
-    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
 MODEL_INFO = Gauge(
     "recsys_model_info",

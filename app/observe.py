@@ -59,7 +59,7 @@ class Observe:
         finally:
             seconds = time.perf_counter() - started
             route = scope.get("route")
-            template = getattr(route, "path", "unmatched")
+            template = getattr(route, "path", None) or state.get("route_template", "unmatched")
             metrics.observe_request(template, method, status, seconds)
             if self.access is not None:
                 # No user id and no raw path: the route template says what was asked,

@@ -7,6 +7,7 @@ service built it) and returned as bytes, so FastAPI does not validate them again
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
 from app import metrics
@@ -49,15 +50,13 @@ async def recommendations(
         bool, Query(alias="includeSeen", description="Allow items the user already had.")
     ] = False,
 ) -> Response:
-    runtime = runtime_of(request)
-    with runtime.admission.admit():
-        body = await service.recommend(
-            runtime=runtime,
-            user_id=user_id,
-            k=k,
-            with_metadata=return_metadata,
-            include_seen=include_seen,
-        )
+    body = await service.recommend(
+        runtime=runtime_of(request),
+        user_id=user_id,
+        k=k,
+        with_metadata=return_metadata,
+        include_seen=include_seen,
+    )
     outcome = f"fallback:{body.fallback_reason}" if body.fallback else "personalised"
     set_outcome(request.state, outcome)
     return json(body)
@@ -69,9 +68,7 @@ async def recommendations(
     responses={**ERRORS, 404: {"model": ErrorResponse}},
 )
 async def feature(user_id: UserId, request: Request) -> Response:
-    runtime = runtime_of(request)
-    with runtime.admission.admit():
-        return json(await service.user_features(runtime=runtime, user_id=user_id))
+    return json(await service.user_features(runtime=runtime_of(request), user_id=user_id))
 
 
 @router.get("/healthz", response_model=HealthResponse, response_model_exclude_none=True)
@@ -112,3 +109,12 @@ def _status(versions: dict) -> Literal["ok", "degraded"]:
 async def prometheus_metrics() -> Response:
     payload, content_type = metrics.exposition()
     return Response(payload, media_type=content_type)
+
+
+# The model path, counted against RECSYS_SERVING_MAX_IN_FLIGHT (app.admission): each
+# route's path prefix -> its template.
+ADMITTED = {
+    route.path.split("{")[0]: route.path
+    for route in router.routes
+    if isinstance(route, APIRoute) and route.name in ("recommendations", "feature")
+}
