@@ -352,6 +352,43 @@ def bench_swap(
     _write_report(json_path, report)
 
 
+@bench_cli.command("outage")
+def bench_outage(
+    steady: Annotated[float, typer.Option(min=1, help="Seconds of steady load.")] = 10,
+    json_path: FiguresJson = None,
+) -> None:
+    """The native stack (throwaway PostgreSQL, two instances, nginx) with the live
+    version: p99 steady against p99 while the database is paused, then stopped."""
+    from training.bench.faults import OutagePlan, print_outage, run_outage_bench
+
+    settings = get_settings()
+    plan = OutagePlan(settings.movielens.dir, settings.artifacts.dir.resolve(), 24, steady)
+    try:
+        report = run_outage_bench(plan, console.print)
+    except RuntimeError as exc:  # the stack, the cluster or wrk failed: its message says why
+        raise _fail(str(exc)) from None
+    print_outage(console, report)
+    _write_report(json_path, report)
+
+
+@bench_cli.command("overload")
+def bench_overload(
+    bound: Annotated[int, typer.Option(min=1, help="In-flight bound for the bounded run.")] = 32,
+    clients: Annotated[int, typer.Option(min=2, help="wrk connections.")] = 256,
+    json_path: FiguresJson = None,
+) -> None:
+    """One instance past its in-flight bound, then without it: refusals (503) and the
+    latency of the requests it admitted, from its own histograms."""
+    from training.bench.faults import OverloadPlan, print_overload, run_overload_bench
+
+    try:
+        report = run_overload_bench(OverloadPlan(bound, clients), console.print)
+    except RuntimeError as exc:
+        raise _fail(str(exc)) from None
+    print_overload(console, report)
+    _write_report(json_path, report)
+
+
 @bench_cli.command("index")
 def bench_index(
     items: Annotated[int, typer.Option(min=64, help="Synthetic catalog size.")] = 1_000_000,

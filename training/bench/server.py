@@ -39,6 +39,29 @@ def run_server(
 
     Its output goes to `log` (a pipe nobody reads would block the server once full).
     """
+    with run_servers([env], [log], workers=workers, timeout=timeout) as (server,):
+        yield server
+
+
+@contextmanager
+def run_servers(
+    envs: list[dict[str, str]], logs: list[Path], *, workers: int = 1, timeout: float = 300.0
+) -> Iterator[list[Server]]:
+    """Several `recsys serve` processes, started together (each imports TensorFlow and
+    loads its version at the same time) and stopped on the way out."""
+    servers: list[Server] = []
+    try:
+        for env, log in zip(envs, logs, strict=True):
+            servers.append(start(env, log, workers))
+        for server in servers:
+            wait_ready(server, timeout)
+        yield servers
+    finally:
+        for server in servers:
+            stop(server.process)
+
+
+def start(env: dict[str, str], log: Path, workers: int = 1) -> Server:
     port = free_port()
     command = [sys.executable, "-m", "training", "serve", "--host", "127.0.0.1"]
     command += ["--port", str(port), "--workers", str(workers)]
@@ -46,12 +69,7 @@ def run_server(
         process = subprocess.Popen(
             command, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT
         )
-    server = Server(f"http://127.0.0.1:{port}", process, log)
-    try:
-        wait_ready(server, timeout)
-        yield server
-    finally:
-        stop(process)
+    return Server(f"http://127.0.0.1:{port}", process, log)
 
 
 def wait_ready(server: Server, timeout: float) -> None:

@@ -40,9 +40,16 @@ def find_wrk() -> str:
 
 
 def run_wrk(
-    base: str, paths: Path, *, connections: int, seconds: float, threads: int = 1
+    base: str,
+    paths: Path,
+    *,
+    connections: int,
+    seconds: float,
+    threads: int = 1,
+    polite: bool = False,
 ) -> LoadResult:
-    """GET random lines of `paths` against `base` for `seconds` over `connections`."""
+    """GET random lines of `paths` against `base` for `seconds` over `connections`;
+    `polite`: a client answered 503 waits its Retry-After (1 s) before asking again."""
     command = [
         find_wrk(),
         f"-t{min(threads, connections)}",
@@ -55,6 +62,7 @@ def run_wrk(
         base,
         "--",
         str(paths),
+        *(["retry-after"] if polite else []),
     ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60)
     summary = _summary_line(result.stdout)

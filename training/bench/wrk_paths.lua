@@ -1,12 +1,30 @@
 -- wrk script: each request takes a random path from a file (one path per line), and
 -- the summary is printed as one JSON line, latencies in microseconds.
+-- A second argument "retry-after" makes the clients polite: for every 503 answered, a
+-- connection waits the Retry-After seconds before its next request (wrk's delay() is
+-- per thread, not per connection: each 503 sends the next request to go out to sleep).
 local paths = {}
+local polite = false
+local backoffs = 0
 
 function init(args)
+  polite = args[2] == "retry-after"
   for line in io.lines(args[1]) do
     if #line > 0 then paths[#paths + 1] = line end
   end
   math.randomseed(os.time() + tonumber(tostring(paths):match("0x(%x+)") or "0", 16) % 100000)
+end
+
+function response(status, headers, body)
+  if polite and status == 503 then backoffs = backoffs + 1 end
+end
+
+function delay()
+  if backoffs > 0 then
+    backoffs = backoffs - 1
+    return 1000
+  end
+  return 0
 end
 
 function request()
