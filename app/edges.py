@@ -2,6 +2,14 @@
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.errors import error_response
+
+# Like nginx in front (large_client_header_buffers 4 8k): a header line or the request
+# target over 8 KiB, or all headers over 32 KiB, is refused. uvicorn's httptools parser
+# has no limit of its own, so an instance reached directly would take megabytes.
+MAX_LINE = 8 * 1024
+MAX_HEADERS = 32 * 1024
+
 
 class HeadAsGet:
     """HEAD wherever GET is allowed: the GET route answers, with its headers and status,
@@ -25,9 +33,40 @@ class HeadAsGet:
         await self.app(scope, receive, headers_only)
 
 
-def allow_with_head(allow: str) -> str:
-    """An `Allow` header that also names HEAD where GET is allowed (HeadAsGet serves it)."""
-    methods = [m.strip() for m in allow.split(",") if m.strip()]
-    if "GET" in methods and "HEAD" not in methods:
-        methods.append("HEAD")
-    return ", ".join(methods)
+class HeaderLimits:
+    """431 (or 414 for the request target) JSON, before any routing, for requests whose
+    headers exceed the limits above."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+        self.too_large = _prebuilt(431, "headers_too_large", "a header line over 8 KiB or "
+                                   "all headers over 32 KiB")  # fmt: skip
+        self.too_long = _prebuilt(414, "uri_too_long", "the request target is over 8 KiB")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            refusal = self._check(scope)
+            if refusal is not None:
+                start, body = refusal
+                scope.setdefault("state", {})["outcome"] = "headers_too_large"
+                await send(start)
+                await send(body)
+                return
+        await self.app(scope, receive, send)
+
+    def _check(self, scope: Scope) -> tuple[Message, Message] | None:
+        if len(scope["raw_path"] or b"") + len(scope["query_string"]) > MAX_LINE:
+            return self.too_long
+        total = 0
+        for name, value in scope["headers"]:
+            size = len(name) + len(value)
+            if size > MAX_LINE:
+                return self.too_large
+            total += size
+        return self.too_large if total > MAX_HEADERS else None
+
+
+def _prebuilt(status: int, code: str, message: str) -> tuple[Message, Message]:
+    response = error_response(status, code, message)
+    start = {"type": "http.response.start", "status": status, "headers": response.raw_headers}
+    return start, {"type": "http.response.body", "body": response.body}

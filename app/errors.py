@@ -10,7 +10,6 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 
 from app.db.guard import DatabaseUnavailable
-from app.edges import allow_with_head
 from app.observe import set_outcome
 from app.schemas import ErrorBody, ErrorDetail, ErrorResponse
 
@@ -101,3 +100,11 @@ def install_error_handlers(app: FastAPI) -> None:
     for error in DATABASE_ERRORS:
         app.add_exception_handler(error, _database)
     app.add_exception_handler(Exception, _unexpected)
+
+
+def allow_with_head(allow: str) -> str:
+    """An `Allow` header that also names HEAD where GET is allowed (HeadAsGet serves it)."""
+    methods = [m.strip() for m in allow.split(",") if m.strip()]
+    if "GET" in methods and "HEAD" not in methods:
+        methods.append("HEAD")
+    return ", ".join(methods)

@@ -20,7 +20,7 @@ from app.admission import Admission, AdmissionGate
 from app.artifacts import configure_tensorflow
 from app.db.engine import create_engine, safe_url
 from app.db.queries import fetch_profiles
-from app.edges import HeadAsGet
+from app.edges import HeadAsGet, HeaderLimits
 from app.errors import DATABASE_ERRORS, install_error_handlers
 from app.observe import Observe
 from app.registry import ModelRegistry
@@ -63,6 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="recsys", version="0.1.0", lifespan=lifespan)
     app.state.admission = Admission(config.serving.max_in_flight)
     app.add_middleware(AdmissionGate, routes=ADMITTED)
+    app.add_middleware(HeaderLimits)
     app.add_middleware(HeadAsGet)
     app.add_middleware(Observe, access=access)  # outermost: times and counts everything
     install_error_handlers(app)

@@ -242,6 +242,7 @@ def serve(
         log_level=settings.log_level,
         log_config=logging_config(settings.log_level, settings.log_format),
         access_log=False,  # the app writes its own, structured, with the request id
+        server_header=False,  # no software name in answers
         # Forwarded client addresses only from the configured proxies, not from anyone
         # who can reach the port (uvicorn's default trusts every loopback peer).
         proxy_headers=bool(settings.serving.trusted_proxies),

@@ -1,6 +1,7 @@
 """End to end: a real `recsys serve` (uvicorn) process, and real nginx in front of it."""
 
 import json
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -106,3 +107,34 @@ def test_forwarded_addresses_are_believed_only_from_trusted_proxies(
         lines = [json.loads(line) for line in log.read_text().splitlines() if '"/healthz"' in line]
         assert lines, log.read_text()
         assert (lines[-1]["client"] == spoofed) == bool(trusted), lines[-1]
+
+
+HEAD = b"GET /healthz HTTP/1.1\r\nHost: x"
+ONE_HUGE_HEADER = HEAD + b"\r\nX-Big: " + b"a" * 2_000_000
+MANY_LARGE_HEADERS = HEAD + b"".join(b"\r\nX-%d: " % n + b"b" * 5000 for n in range(8))
+LONG_TARGET = b"GET /healthz?q=" + b"q" * 9000 + b" HTTP/1.1\r\nHost: x"
+
+
+@pytest.mark.parametrize(
+    ("request_head", "status", "code"),
+    [
+        (ONE_HUGE_HEADER, 431, "headers_too_large"),
+        (MANY_LARGE_HEADERS, 431, "headers_too_large"),
+        (LONG_TARGET, 414, "uri_too_long"),
+    ],
+)
+def test_uvicorn_reached_directly_refuses_oversized_headers_with_json(
+    server: str, request_head: bytes, status: int, code: str
+) -> None:
+    host, port = server.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as conn:
+        conn.sendall(request_head + b"\r\nConnection: close\r\n\r\n")
+        answer = b""
+        while chunk := conn.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 %d " % status), head
+    assert b"server: uvicorn" not in head.lower()
+    assert json.loads(body)["error"]["code"] == code
+    # An ordinary request on the same server still works.
+    assert httpx.get(f"{server}/healthz").status_code == 200
