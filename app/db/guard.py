@@ -1,9 +1,10 @@
 """The database guard: every read has a deadline, and a circuit breaker stops waiting on a
 database that keeps failing.
 
-- closed: reads run, each under its deadline; `threshold` requests failed in a row open
-  it (a batched read that fails counts once per request in it: one missed deadline
-  under load is enough, while a lone slow read at a quiet time is not).
+- closed: reads run, each under its deadline. A missed deadline opens it at once (a read
+  that normally takes milliseconds did not answer in 0.5 s: every request queued behind
+  it would wait as long); driver errors open it after `threshold` failed requests in a
+  row (a batched read counts once per request in it).
 - open: reads fail at once (`DatabaseUnavailable`: the caller answers its fallback) while
   a background probe (`SELECT 1` on a fresh connection, under the same deadline) runs
   every `probe_interval`; the first success closes it, without a restart.
@@ -29,6 +30,10 @@ T = TypeVar("T")
 
 class DatabaseUnavailable(Exception):
     """The database did not answer in time, or the breaker is open."""
+
+
+class DeadlineMissed(DatabaseUnavailable):
+    """A read did not answer within its deadline."""
 
 
 class DatabaseGuard:
@@ -70,7 +75,7 @@ class DatabaseGuard:
         except self.errors as exc:
             metrics.DB_ERRORS.inc()
             self._failed(str(exc) or type(exc).__name__)
-            self._trip(requests)
+            self._trip(self.threshold if isinstance(exc, DeadlineMissed) else requests)
             raise
         metrics.DB_LATENCY.observe(time.perf_counter() - started)
         self.failures = 0
@@ -96,12 +101,12 @@ class DatabaseGuard:
             )  # fmt: skip
             self._unlogged, self._logged_at = 0, now
 
-    def _trip(self, requests: int) -> None:
-        self.failures += requests
+    def _trip(self, failures: int) -> None:
+        self.failures += failures
         if self.failures >= self.threshold and not self.is_open:
             self.opened_at = time.monotonic()
             metrics.BREAKER_OPEN.set(1)
-            log.error("database circuit opened after %d failed requests in a row", self.failures)
+            log.error("database circuit opened (%d failures in a row)", self.failures)
             self._prober = asyncio.get_running_loop().create_task(self._probe_until_back())
 
     async def _probe_until_back(self) -> None:
@@ -130,7 +135,7 @@ async def _within(read: Callable[[], Awaitable[T]], deadline: float) -> T:
         return await asyncio.wait_for(asyncio.shield(task), deadline)
     except TimeoutError:
         _abandon(task)
-        raise DatabaseUnavailable(f"no answer within {deadline * 1000:.0f} ms") from None
+        raise DeadlineMissed(f"no answer within {deadline * 1000:.0f} ms") from None
     except asyncio.CancelledError:
         current = asyncio.current_task()
         if current is None or current.cancelling():  # the caller was cancelled: pass it on

@@ -33,14 +33,13 @@ async def test_reads_pass_through_while_the_database_answers() -> None:
     assert await guard.run(Database().read) == "row" and not guard.is_open
 
 
-async def test_a_hung_read_misses_its_deadline_and_three_open_the_breaker(caplog) -> None:
+async def test_a_hung_read_misses_its_deadline_and_opens_the_breaker(caplog) -> None:
     db = Database()
     db.up = False
     guard = guard_for(db)
     with caplog.at_level(logging.WARNING, "app.db.guard"):
-        for _ in range(3):
-            with pytest.raises(DatabaseUnavailable, match="within 50 ms"):
-                await guard.run(db.read)
+        with pytest.raises(DatabaseUnavailable, match="within 50 ms"):
+            await guard.run(db.read)
         assert guard.is_open
         reads = db.reads
         for _ in range(100):  # open: no waiting on the database at all
@@ -81,17 +80,24 @@ async def test_driver_errors_count_like_missed_deadlines() -> None:
     await guard.stop()
 
 
-async def test_a_failed_batch_counts_once_per_request_in_it() -> None:
+async def test_errors_count_once_per_request_and_a_missed_deadline_opens_at_once() -> None:
+    async def refused() -> str:
+        raise OSError("connection refused")
+
     db = Database()
-    db.up = False
     guard = guard_for(db)
-    with pytest.raises(DatabaseUnavailable):
-        await guard.run(db.read, requests=2)
+    with pytest.raises(OSError):
+        await guard.run(refused, requests=2)
     assert not guard.is_open  # two requests failed: under the threshold of three
-    db.up = True
     assert await guard.run(db.read) == "row"  # a success resets the count
+    with pytest.raises(OSError):
+        await guard.run(refused, requests=12)
+    assert guard.is_open  # one failed batch of twelve is enough
+    await guard.stop()
+
+    guard = guard_for(db)
     db.up = False
-    with pytest.raises(DatabaseUnavailable):
-        await guard.run(db.read, requests=12)
-    assert guard.is_open  # one missed deadline of a batch of twelve is enough
+    with pytest.raises(DatabaseUnavailable, match="within 50 ms"):
+        await guard.run(db.read)  # one request, one missed deadline
+    assert guard.is_open
     await guard.stop()
