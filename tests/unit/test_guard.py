@@ -1,5 +1,5 @@
 """The database guard's breaker on its own (the real database cases are in
-tests/integration/test_database_outage.py)."""
+tests/e2e/test_stack.py, through the deployed stack)."""
 
 import asyncio
 import logging
