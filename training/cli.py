@@ -364,12 +364,7 @@ def bench_outage(
 
     settings = get_settings()
     plan = OutagePlan(settings.movielens.dir, settings.artifacts.dir.resolve(), 24, steady)
-    try:
-        report = run_outage_bench(plan, console.print)
-    except RuntimeError as exc:  # the stack, the cluster or wrk failed: its message says why
-        raise _fail(str(exc)) from None
-    print_outage(console, report)
-    _write_report(json_path, report)
+    _fault_bench(lambda: run_outage_bench(plan, console.print), print_outage, json_path)
 
 
 @bench_cli.command("overload")
@@ -382,11 +377,16 @@ def bench_overload(
     latency of the requests it admitted, from its own histograms."""
     from training.bench.faults import OverloadPlan, print_overload, run_overload_bench
 
+    plan = OverloadPlan(bound, clients)
+    _fault_bench(lambda: run_overload_bench(plan, console.print), print_overload, json_path)
+
+
+def _fault_bench(run, show, json_path: Path | None) -> None:  # type: ignore[no-untyped-def]
     try:
-        report = run_overload_bench(OverloadPlan(bound, clients), console.print)
-    except RuntimeError as exc:
+        report = run()
+    except RuntimeError as exc:  # the stack, the cluster or wrk failed: its message says why
         raise _fail(str(exc)) from None
-    print_overload(console, report)
+    show(console, report)
     _write_report(json_path, report)
 
 

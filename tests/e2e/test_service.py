@@ -9,7 +9,8 @@ import httpx
 import pytest
 
 from tests.conftest import require
-from training.bench.nginx import NginxError, find_nginx, run_nginx
+from training.bench import nginx
+from training.bench.nginx import run_nginx
 from training.bench.server import ServerError, free_port, run_server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.movielens, pytest.mark.model]
@@ -49,16 +50,8 @@ def test_concurrent_requests_all_answered(server: str) -> None:
     assert len({tuple(i["id"] for i in r.json()["items"]) for r in responses}) > 20
 
 
-def nginx_installed() -> bool:
-    try:
-        find_nginx()
-    except NginxError:
-        return False
-    return True
-
-
 def test_nginx_proxies_and_answers_json_when_upstream_is_gone(server: str, tmp_path: Path):
-    require(nginx_installed(), "nginx is not installed (apt-get install nginx-light)")
+    require(nginx.installed(), "nginx is not installed (apt-get install nginx-light)")
     upstream = server.removeprefix("http://")
     with run_nginx([upstream], free_port(), tmp_path) as proxy:
         response = httpx.get(f"{proxy}/recommendations/1", params={"k": 3})

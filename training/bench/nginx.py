@@ -53,6 +53,14 @@ class Limits:
     burst: int = 100
 
 
+def installed() -> bool:
+    try:
+        find_nginx()
+    except NginxError:
+        return False
+    return True
+
+
 def render_template(
     upstreams: list[str], port: int, limits: Limits | None = None, template: Path = TEMPLATE
 ) -> str:

@@ -10,7 +10,7 @@ first swap and after the last.
 """
 
 import asyncio
-import random
+import operator
 import shutil
 import tempfile
 import time
@@ -23,6 +23,7 @@ import numpy as np
 
 from app.manifest import STAGING_PREFIX, read_manifest
 from app.store import live_name, set_live
+from training.bench.asking import Answer, asking
 from training.bench.serve import sample_users
 from training.bench.server import run_server
 
@@ -35,15 +36,6 @@ class SwapPlan:
     clients: int = 8
     steady_seconds: float = 10.0
     poll_seconds: float = 0.2
-
-
-@dataclass
-class Answer:
-    client: int
-    started: float
-    ended: float
-    status: int  # 0: no HTTP answer at all
-    version: str | None
 
 
 @dataclass
@@ -89,14 +81,8 @@ def run_swap_bench(plan: SwapPlan, progress=None) -> dict:  # type: ignore[no-un
 
 
 async def _drive(base_url, pid, store, base, plan, users, progress):  # type: ignore[no-untyped-def]
-    answers: list[Answer] = []
-    stop = asyncio.Event()
-    limits = httpx.Limits(max_connections=plan.clients, max_keepalive_connections=plan.clients)
-    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=30) as client:
-        tasks = [
-            asyncio.create_task(_client(n, client, users, answers, stop))
-            for n in range(plan.clients)
-        ]
+    version = operator.itemgetter("model_version")
+    async with asking(base_url, users, plan.clients, version) as (client, answers):
         await asyncio.sleep(plan.steady_seconds)
         swap_start = time.monotonic()
         timeline = Timeline(published={base: 0.0})
@@ -111,22 +97,7 @@ async def _drive(base_url, pid, store, base, plan, users, progress):  # type: ig
             if progress:
                 progress(n + 1, plan.versions)
         await asyncio.sleep(1.0)  # answers in flight at the last swap
-        stop.set()
-        await asyncio.gather(*tasks)
     return answers, timeline, swap_start
-
-
-async def _client(n, client, users, answers, stop) -> None:  # type: ignore[no-untyped-def]
-    rng = random.Random(n)
-    while not stop.is_set():
-        started = time.monotonic()
-        try:
-            response = await client.get(f"/recommendations/{rng.choice(users)}")
-            status = response.status_code
-            version = response.json().get("model_version") if status == 200 else None
-        except (httpx.HTTPError, ValueError):
-            status, version = 0, None
-        answers.append(Answer(n, started, time.monotonic(), status, version))
 
 
 async def _await_version(client: httpx.AsyncClient, name: str, timeline: Timeline) -> None:
@@ -159,7 +130,7 @@ def summarise(answers: list[Answer], timeline: Timeline, swap_start: float, plan
         "requests": len(answers),
         "failed": sum(a.status != 200 for a in answers),
         "invalid_versions": invalid_versions(answers, timeline),
-        "versions_served": len({a.version for a in answers if a.version}),
+        "versions_served": len({a.value for a in answers if a.value}),
         "steady": steady,
         "swapping": swapping,
         "p99_ratio": round(swapping["p99_ms"] / max(steady["p99_ms"], 1e-9), 2),
@@ -179,8 +150,8 @@ def invalid_versions(answers: list[Answer], timeline: Timeline) -> int:
     newest: dict[int, int] = {}
     invalid = 0
     for answer in sorted((a for a in answers if a.status == 200), key=lambda a: a.ended):
-        index = order.get(answer.version or "", -1)
-        published = timeline.published.get(answer.version or "", float("inf"))
+        index = order.get(answer.value or "", -1)
+        published = timeline.published.get(answer.value or "", float("inf"))
         if index < newest.get(answer.client, 0) or published > answer.ended:
             invalid += 1
         newest[answer.client] = max(index, newest.get(answer.client, 0))
