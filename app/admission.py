@@ -13,20 +13,18 @@ starve the admitted requests of the event loop (measured: `recsys bench overload
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app import metrics
-from app.errors import RETRY_AFTER_SECONDS, error_response
+from app.errors import RETRY_AFTER_SECONDS, prebuilt, send_prebuilt
 
 
 class Admission:
     def __init__(self, limit: int):
         self.limit, self.in_flight = limit, 0
-        refusal = error_response(
+        self.refusal = prebuilt(
             503,
             "overloaded",
             f"the service is at capacity (more than {limit} requests in flight); retry later",
             headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
         )
-        self.refusal_headers = refusal.raw_headers
-        self.refusal_body = refusal.body
 
 
 class AdmissionGate:
@@ -54,11 +52,7 @@ class AdmissionGate:
 
     async def _refuse(self, scope: Scope, send: Send, admission: Admission) -> None:
         metrics.REJECTED.inc()
-        state = scope.setdefault("state", {})
-        state["outcome"] = "overloaded"
         # Not routed, yet counted and logged under the route it asked for.
         prefix = next(p for p in self.prefixes if scope["path"].startswith(p))
-        state["route_template"] = self.routes[prefix]
-        headers = admission.refusal_headers
-        await send({"type": "http.response.start", "status": 503, "headers": headers})
-        await send({"type": "http.response.body", "body": admission.refusal_body})
+        scope.setdefault("state", {})["route_template"] = self.routes[prefix]
+        await send_prebuilt(send, scope, admission.refusal, "overloaded")

@@ -2,7 +2,7 @@
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.errors import error_response
+from app.errors import prebuilt, send_prebuilt
 
 # Like nginx in front (large_client_header_buffers 4 8k): a header line or the request
 # target over 8 KiB, or all headers over 32 KiB, is refused. uvicorn's httptools parser
@@ -39,18 +39,15 @@ class HeaderLimits:
 
     def __init__(self, app: ASGIApp):
         self.app = app
-        self.too_large = _prebuilt(431, "headers_too_large", "a header line over 8 KiB or "
+        self.too_large = prebuilt(431, "headers_too_large", "a header line over 8 KiB or "
                                    "all headers over 32 KiB")  # fmt: skip
-        self.too_long = _prebuilt(414, "uri_too_long", "the request target is over 8 KiB")
+        self.too_long = prebuilt(414, "uri_too_long", "the request target is over 8 KiB")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             refusal = self._check(scope)
             if refusal is not None:
-                start, body = refusal
-                scope.setdefault("state", {})["outcome"] = "headers_too_large"
-                await send(start)
-                await send(body)
+                await send_prebuilt(send, scope, refusal, "headers_too_large")
                 return
         await self.app(scope, receive, send)
 
@@ -64,9 +61,3 @@ class HeaderLimits:
                 return self.too_large
             total += size
         return self.too_large if total > MAX_HEADERS else None
-
-
-def _prebuilt(status: int, code: str, message: str) -> tuple[Message, Message]:
-    response = error_response(status, code, message)
-    start = {"type": "http.response.start", "status": status, "headers": response.raw_headers}
-    return start, {"type": "http.response.body", "body": response.body}

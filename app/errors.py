@@ -8,6 +8,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
+from starlette.types import Message, Scope, Send
 
 from app.db.guard import DatabaseUnavailable
 from app.observe import set_outcome
@@ -38,6 +39,24 @@ class NotFoundError(Exception):
 def error_response(status: int, code: str, message: str, details=(), headers=None) -> JSONResponse:  # type: ignore[no-untyped-def]
     body = ErrorResponse(error=ErrorBody(code=code, message=message, details=list(details)))
     return JSONResponse(status_code=status, content=body.model_dump(), headers=headers)
+
+
+def prebuilt(status: int, code: str, message: str, headers=None) -> tuple[Message, Message]:  # type: ignore[no-untyped-def]
+    """An error response as its two ASGI messages, built once, for middleware that answers
+    before routing (a refusal at the edge costs two sends, not a response object)."""
+    response = error_response(status, code, message, headers=headers)
+    start = {"type": "http.response.start", "status": status, "headers": response.raw_headers}
+    return start, {"type": "http.response.body", "body": response.body}
+
+
+async def send_prebuilt(
+    send: Send, scope: Scope, answer: tuple[Message, Message], outcome: str
+) -> None:
+    """Send a prebuilt answer, naming `outcome` for the access log."""
+    scope.setdefault("state", {})["outcome"] = outcome
+    start, body = answer
+    await send(start)
+    await send(body)
 
 
 def _answer(  # type: ignore[no-untyped-def]

@@ -24,9 +24,11 @@ def logging_config(level: str, fmt: str) -> dict[str, Any]:
     formatters: dict[str, dict[str, Any]] = {
         "json": {
             "()": "pythonjsonlogger.orjson.OrjsonFormatter",
-            "fmt": "{asctime}{levelname}{name}{message}",
+            # ISO 8601 in UTC under "time", as the access lines (app.accesslog) write it.
+            "fmt": "{levelname}{name}{message}",
             "style": "{",
-            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+            "timestamp": "time",
+            "rename_fields": {"levelname": "level", "name": "logger"},
         },
         "text": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
     }
