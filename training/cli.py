@@ -377,7 +377,7 @@ def bench_overload(
     latency of the requests it admitted, from its own histograms."""
     from training.bench.faults import OverloadPlan, print_overload, run_overload_bench
 
-    plan = OverloadPlan(bound, clients)
+    plan = OverloadPlan(get_settings().database.url, bound, clients)
     _fault_bench(lambda: run_overload_bench(plan, console.print), print_overload, json_path)
 
 

@@ -13,6 +13,7 @@ overload: one instance with no bound, then past its in-flight bound with clients
           the mix).
 """
 
+import asyncio
 import tempfile
 import time
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from rich.console import Console
 from rich.table import Table
 
 from training.bench.nginx import Limits
+from training.bench.serve import sample_users
 from training.bench.server import run_server
 from training.bench.stack import native_stack
 from training.bench.wrk import run_wrk
@@ -43,8 +45,7 @@ class OutagePlan:
 
 def run_outage_bench(plan: OutagePlan, say: Callable[[str], None]) -> dict:
     with tempfile.TemporaryDirectory(prefix="recsys-outage-") as tmp:
-        paths = Path(tmp, "users.paths")
-        paths.write_text("".join(f"/recommendations/{u}\n" for u in range(1, 944)))
+        paths = _paths(Path(tmp), [str(u) for u in range(1, 944)])  # the stack loads ML-100K
         say("starting the stack (throwaway PostgreSQL, 2 instances, nginx)")
         unlimited = Limits(rate="100000r/s", burst=100000)
         with native_stack(
@@ -93,8 +94,16 @@ def _until_personalised(base: str, back: float, timeout: float = 30.0) -> float:
     return -1.0
 
 
+def _paths(folder: Path, users: list[str]) -> Path:
+    """The file wrk picks request paths from: one user's recommendations per line."""
+    paths = folder / "users.paths"
+    paths.write_text("".join(f"/recommendations/{user}\n" for user in users))
+    return paths
+
+
 @dataclass(frozen=True)
 class OverloadPlan:
+    database_url: str  # the served catalog's users are sampled from it
     bound: int = 32  # RECSYS_SERVING_MAX_IN_FLIGHT for the bounded run
     clients: int = 256
     seconds: float = 10.0
@@ -110,8 +119,7 @@ def run_overload_bench(plan: OverloadPlan, say: Callable[[str], None]) -> dict:
     }
     report = {}
     with tempfile.TemporaryDirectory(prefix="recsys-overload-") as tmp:
-        paths = Path(tmp, "users.paths")
-        paths.write_text("".join(f"/recommendations/{u}\n" for u in range(1, 944)))
+        paths = _paths(Path(tmp), asyncio.run(sample_users(plan.database_url, 1000)))
         for name, (bound, behaviours) in runs.items():
             env = {"RECSYS_SERVING_MAX_IN_FLIGHT": str(bound)}
             with run_server(env, Path(tmp, f"{name}.log")) as server:
