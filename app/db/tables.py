@@ -1,9 +1,14 @@
 """The database schema (SQLAlchemy Core). The app, the training job and Alembic all import it.
 
-Ids are strings everywhere: catalogs outside MovieLens use SKUs and UUIDs.
+Ids are strings everywhere: catalogs outside MovieLens use SKUs and UUIDs. What a user or
+an item is beyond its id is declared by the catalog config (app/catalog.py), stored in
+`catalog`, and kept per row as one JSON object of attributes: a new catalog needs no
+migration, and the request path reads a user's attributes as one column.
 """
 
 from sqlalchemy import (
+    JSON,
+    BigInteger,
     Column,
     DateTime,
     Float,
@@ -13,9 +18,9 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
-    Text,
     UniqueConstraint,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 
 ID_LENGTH = 64
 
@@ -28,32 +33,45 @@ metadata = MetaData(
     }
 )
 
+# JSONB on PostgreSQL (binary, compact); JSON text on SQLite.
+Attributes = JSON().with_variant(JSONB(), "postgresql")
+
+# The loaded catalog's config (app.catalog.CatalogConfig as JSON): one row per database.
+catalog = Table(
+    "catalog",
+    metadata,
+    Column("name", String(ID_LENGTH), primary_key=True),
+    Column("config", Attributes, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
 users = Table(
     "users",
     metadata,
     Column("id", String(ID_LENGTH), primary_key=True),
-    Column("age", Integer, nullable=True),
-    Column("gender", String(16), nullable=True),
-    Column("occupation", String(64), nullable=True),
-    Column("zip_code", String(16), nullable=True),
+    # The catalog's user fields by name ({} for a catalog without a user file).
+    Column("attributes", Attributes, nullable=False, server_default="{}"),
 )
 
 items = Table(
     "items",
     metadata,
     Column("id", String(ID_LENGTH), primary_key=True),
-    Column("title", Text, nullable=False),
-    # Pipe-separated genre names, e.g. "Animation|Children's|Comedy".
-    Column("genres", Text, nullable=False, server_default=""),
-    Column("release_date", String(32), nullable=True),
-    Column("url", Text, nullable=True),
+    Column("attributes", Attributes, nullable=False, server_default="{}"),
 )
 
 interactions = Table(
     "interactions",
     metadata,
     # Also the tie-break for events in the same second: insertion order is time order.
-    Column("id", Integer, primary_key=True, autoincrement=True),
+    # 64-bit: catalogs reach tens of millions of events, and a sequence also counts rows
+    # a load tried and skipped. (SQLite's rowid is 64-bit already, and must be INTEGER.)
+    Column(
+        "id",
+        BigInteger().with_variant(Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    ),
     Column("user_id", String(ID_LENGTH), ForeignKey("users.id"), nullable=False),
     Column("item_id", String(ID_LENGTH), ForeignKey("items.id"), nullable=False),
     Column("rating", Float, nullable=True),
