@@ -9,6 +9,7 @@ import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
@@ -17,6 +18,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import pytest  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
+from app.catalog import CatalogConfig  # noqa: E402
 from app.db.engine import create_engine  # noqa: E402
 from app.settings import ArtifactSettings, DatabaseSettings, Settings  # noqa: E402
 
@@ -117,20 +119,31 @@ def backend_available(backend: str) -> None:
         require(_postgres_available(), f"PostgreSQL not reachable at {ADMIN_URL}")
 
 
+@dataclass(frozen=True)
+class CatalogFiles:
+    """A catalog config and the folder holding its files: what `load_into` loads."""
+
+    config: CatalogConfig
+    folder: Path
+
+
 @pytest.fixture(scope="session")
-def movielens(movielens_dir: Path):
-    from training.movielens import read_movielens
+def movielens(movielens_dir: Path) -> CatalogFiles:
+    """MovieLens 100K as the shipped `movielens-100k` catalog reads it."""
+    from app.catalog import read_catalog_config
+    from training.catalog_files import find_catalog
 
-    return read_movielens(movielens_dir)
+    return CatalogFiles(read_catalog_config(find_catalog("movielens-100k")), movielens_dir)
 
 
-def load_into(url: str, data) -> dict[str, int]:  # type: ignore[no-untyped-def]
-    from training.load import load_movielens
+def load_into(url: str, source: CatalogFiles) -> dict[str, int]:
+    """`recsys data load` of `source` into the database at `url`: the table counts after."""
+    from training.load import load_catalog
 
     async def go() -> dict[str, int]:
         engine = create_engine(DatabaseSettings(url=url))
         try:
-            return await load_movielens(engine, data)
+            return await load_catalog(engine, source.config, source.folder)
         finally:
             await engine.dispose()
 

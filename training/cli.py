@@ -4,6 +4,7 @@ import asyncio
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -22,7 +23,8 @@ console = Console(width=None if sys.stdout.isatty() else 150)
 cli = typer.Typer(help="Two-tower recommendation service.", no_args_is_help=True)
 db_cli = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_help=True)
 data_cli = typer.Typer(
-    help="MovieLens 100K: fetch and load into the database.", no_args_is_help=True
+    help="Catalogs: fetch MovieLens 100K, load a catalog, write a synthetic one.",
+    no_args_is_help=True,
 )
 bench_cli = typer.Typer(
     help="Benchmarks: the served API under load, the ScaNN index at scale.", no_args_is_help=True
@@ -79,41 +81,171 @@ def data_fetch(movielens_dir: MovieLensDir = None) -> None:
     console.print(f"MovieLens 100K verified in {folder}")
 
 
+CatalogName = Annotated[
+    str,
+    typer.Option(
+        help="A catalog config file, or a shipped one's name: movielens-100k, "
+        "movielens-latest-small."
+    ),
+]
+DataDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir",
+        "--movielens-dir",
+        help="Folder holding the catalog's files (default: for movielens-100k "
+        "RECSYS_MOVIELENS_DIR or the downloaded copy; for a config file, its folder).",
+    ),
+]
+
+
 @data_cli.command("load")
-def data_load(movielens_dir: MovieLensDir = None) -> None:
-    """Load users, items and interactions into the database (idempotent, all or nothing)."""
-    from training.movielens import MovieLensError, read_movielens
+def data_load(catalog: CatalogName = "movielens-100k", data_dir: DataDir = None) -> None:
+    """Load a catalog's users, items and interactions into the database (idempotent,
+    all or nothing; one catalog per database)."""
+    import resource
 
-    settings = get_settings()
-    folder = movielens_dir or settings.movielens.dir or settings.movielens.download_dir / "ml-100k"
+    from app.catalog import CatalogError
+    from training.catalog_files import CatalogFileError
+    from training.load import LoadError
+
+    started = time.perf_counter()
     try:
-        data = read_movielens(folder)
-    except (MovieLensError, OSError) as exc:
+        config, folder = _catalog_and_folder(catalog, data_dir)
+        counts, read = asyncio.run(_load(config, folder))
+    except (CatalogError, CatalogFileError, LoadError, OSError) as exc:
         raise _fail(str(exc)) from None
-    counts = asyncio.run(_load(data))
+    seconds = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     console.print("rows now in the database: " + ", ".join(f"{k}={v}" for k, v in counts.items()))
+    rows = sum(read.values())
+    console.print(
+        f"catalog {config.name!r}: read {rows:,} rows from {folder} in {seconds:.1f} s "
+        f"({rows / max(seconds, 1e-9):,.0f} rows/s), peak memory {peak:,.0f} MiB"
+    )
 
 
-async def _load(data) -> dict[str, int]:  # type: ignore[no-untyped-def]
+def _catalog_and_folder(catalog: str, data_dir: Path | None):  # type: ignore[no-untyped-def]
+    from app.catalog import read_catalog_config
+    from training.catalog_files import CatalogFileError, find_catalog
+
+    path = find_catalog(catalog)
+    config = read_catalog_config(path)
+    if data_dir is not None:
+        return config, data_dir
+    if config.format == "movielens-100k":
+        settings = get_settings().movielens
+        folder = settings.dir or settings.download_dir / "ml-100k"
+        if not (folder / config.interactions.file).is_file():
+            raise CatalogFileError(
+                f"{folder}: no MovieLens 100K here: run `recsys data fetch` first "
+                "(or set RECSYS_MOVIELENS_DIR, or pass --data-dir)"
+            )
+        return config, folder
+    if Path(catalog).is_file():  # a config of one's own lives beside its files
+        return config, path.parent
+    raise CatalogFileError(f"catalog {config.name!r} ships without its data: pass --data-dir")
+
+
+async def _load(config, folder: Path) -> tuple[dict[str, int], dict[str, int]]:  # type: ignore[no-untyped-def]
+    """(row counts after the load, rows read per file), with a progress line per step."""
     from app.db.engine import create_engine
-    from training.load import load_movielens
+    from training.load import load_catalog
 
     engine = create_engine(get_settings().database)
-    sizes = {
-        "users": len(data.users),
-        "items": len(data.items),
-        "interactions": len(data.interactions),
-    }
     try:
-        with Progress(console=console) as progress:
-            tasks = {
-                name: progress.add_task(f"loading {name}", total=n) for name, n in sizes.items()
-            }
-            return await load_movielens(
-                engine, data, on_batch=lambda table, n: progress.advance(tasks[table], n)
-            )
+        with _LoadProgress() as steps:
+            counts = await load_catalog(engine, config, folder, on_progress=steps.show)
     finally:
         await engine.dispose()
+    return counts, steps.read
+
+
+class _LoadProgress:
+    """One progress line per step of a load (reading a file, writing a table, analyze)."""
+
+    READ = ("users", "items", "interactions")
+
+    def __init__(self) -> None:
+        from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
+
+        self.progress = Progress(
+            TextColumn("{task.description:<22}"),
+            BarColumn(),
+            TextColumn("{task.completed:>13,.0f} rows"),
+            TimeElapsedColumn(),
+            console=console,
+        )
+        self.tasks: dict[str, int] = {}
+        self.read: dict[str, int] = {}
+
+    def __enter__(self) -> "_LoadProgress":
+        self.progress.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.finish()
+        self.progress.stop()
+
+    def show(self, step: str, rows: int) -> None:
+        if step not in self.tasks:
+            self.finish()  # a new step: the ones before it are done
+            label = f"reading {step}" if step in self.READ else step
+            self.tasks[step] = self.progress.add_task(label, total=None)
+        self.progress.update(self.tasks[step], completed=rows)
+        if step in self.READ:
+            self.read[step] = rows
+
+    def finish(self) -> None:
+        for task in self.progress.tasks:
+            if not task.finished:
+                self.progress.update(task.id, total=task.completed, completed=task.completed)
+                self.progress.stop_task(task.id)
+
+
+@data_cli.command("synth")
+def data_synth(
+    out: Annotated[Path, typer.Option(help="Folder to write the catalog's files into.")],
+    users: Annotated[int, typer.Option(min=1, help="Customers.")] = 10_000,
+    items: Annotated[int, typer.Option(min=1, help="Products.")] = 5_000,
+    interactions: Annotated[
+        int, typer.Option(min=0, help="Events (view, click, purchase).")
+    ] = 500_000,
+    no_users: Annotated[
+        bool,
+        typer.Option("--no-users", help="Write no users.csv: a catalog of ids and history alone."),
+    ] = False,
+    seed: Annotated[int, typer.Option(help="Fixes every random choice.")] = 0,
+) -> None:
+    """Write a synthetic shop in the generic catalog format (CSV files and catalog.toml),
+    with taste clusters, popularity skew and sequential structure to learn from."""
+    import shlex
+
+    from training.synth import write_synthetic
+
+    with Progress(console=console, transient=True) as progress:
+        tasks: dict[str, int] = {}
+
+        def show(name: str, rows: int) -> None:
+            if name not in tasks:
+                total = {"users.csv": users, "items.csv": items}.get(name, interactions)
+                tasks[name] = progress.add_task(f"writing {name}", total=total)
+            progress.update(tasks[name], completed=rows)
+
+        config = write_synthetic(
+            out,
+            users=users,
+            items=items,
+            interactions=interactions,
+            with_users=not no_users,
+            seed=seed,
+            on_progress=show,
+        )
+    console.print(f"{config.description} written to {out}")
+    command = f"recsys data load --catalog {shlex.quote(str(out / 'catalog.toml'))} " + (
+        f"--data-dir {shlex.quote(str(out))}"
+    )
+    console.print(f"load it: {command}", soft_wrap=True, markup=False)  # one line, to copy
 
 
 Seed = Annotated[int | None, typer.Option(help="Fixes every random choice (default: config).")]
@@ -123,19 +255,43 @@ ConfigFile = Annotated[
 ]
 
 
-def _config(config_file: Path | None, seed: int | None, epochs: int | None = None):  # type: ignore[no-untyped-def]
+def _config(  # type: ignore[no-untyped-def]
+    config_file: Path | None,
+    seed: int | None,
+    epochs: int | None = None,
+    ranker_epochs: int | None = None,
+):
     from training.config import load_config
 
     path = config_file or get_settings().training.config_file
     config, source = load_config(path, required=config_file is not None)
     console.print(f"training config: {source}")
     updates = {k: v for k, v in {"seed": seed, "epochs": epochs}.items() if v is not None}
-    return config.model_copy(update=updates)
+    config = config.model_copy(update=updates)
+    if ranker_epochs is not None:
+        config.ranker = config.ranker.model_copy(update={"epochs": ranker_epochs})
+    return config
+
+
+RankerEpochs = Annotated[
+    int | None, typer.Option(min=1, help="Passes of the ranking stage (default: the config's).")
+]
+
+
+def _report_resources(started: float, rows: int | None = None) -> None:
+    """Wall time, throughput and the process's peak memory: what a scale check quotes."""
+    import resource
+
+    seconds = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    rate = f", {rows / max(seconds, 1e-9):,.0f} interactions/s" if rows else ""
+    console.print(f"took {seconds:,.1f} s{rate}, peak memory {peak:,.0f} MiB")
 
 
 @cli.command("train")
 def train(
     epochs: Annotated[int | None, typer.Option(help="Passes over the training data.")] = None,
+    ranker_epochs: RankerEpochs = None,
     seed: Seed = None,
     max_users: Annotated[
         int | None, typer.Option(help="Train on the first N users only (quick trials, tests).")
@@ -146,11 +302,15 @@ def train(
     """Read the database, train both stages, evaluate as served, export and publish."""
     from training.pipeline import TrainingError, run
 
-    config = _config(config_file, seed, epochs)
+    started = time.perf_counter()
+    config = _config(config_file, seed, epochs, ranker_epochs)
     try:
-        run(get_settings(), config, console=console, max_users=max_users, publish=publish)
+        folder = run(get_settings(), config, console=console, max_users=max_users, publish=publish)
     except TrainingError as exc:
         raise _fail(str(exc)) from None
+    from app.manifest import read_manifest
+
+    _report_resources(started, read_manifest(folder).row_counts.get("interactions"))
 
 
 @cli.command("evaluate")
@@ -166,13 +326,16 @@ def evaluate(
         int | None, typer.Option(help="Evaluate on the first N users only (quick trials, tests).")
     ] = None,
     epochs: Annotated[int | None, typer.Option(help="Passes over the training data.")] = None,
+    ranker_epochs: RankerEpochs = None,
 ) -> None:
     """Every method on one temporal split: the served two-stage pipeline against
-    popularity, EASE, ALS and SVD, in one table (+ JSON and PNG)."""
+    popularity, EASE, ALS, the item-transition (sequence-aware) baseline and SVD, in one
+    table (+ JSON and PNG). Works on whatever catalog is loaded; a baseline the catalog
+    cannot support (EASE past its size, SVD without ratings) is skipped, with the reason."""
     from training.compare import run_evaluation
     from training.pipeline import TrainingError
 
-    config = _config(config_file, seed, epochs)
+    config = _config(config_file, seed, epochs, ranker_epochs)
     chart = chart or (json_path.with_suffix(".png") if json_path else None)
     try:
         run_evaluation(

@@ -1,4 +1,9 @@
-"""Readers for the original MovieLens 100K files, and the verified download.
+"""MovieLens 100K in GroupLens' original layout (u.user, u.item, u.data), and its verified download.
+
+The catalog reader (training/catalog_files.py) handles files, lines and the config's
+fields; this module only knows what one line of each file holds: `split_line` turns it
+into the named columns the shipped `movielens-100k` config declares (u.item's 19 genre
+flags become one `|`-joined `genres` column), with MovieLens' own checks.
 
 GroupLens' licence forbids redistributing the data set, so it is never committed: it is
 downloaded from GroupLens or read from a local folder (`RECSYS_MOVIELENS_DIR`).
@@ -9,10 +14,9 @@ import io
 import shutil
 import urllib.request
 import zipfile
-from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 REQUIRED_FILES = ("u.data", "u.item", "u.user")
 # sha256 of the files inside the official ml-100k.zip: a download is accepted only if
@@ -46,104 +50,63 @@ GENRES = (
 
 
 class MovieLensError(ValueError):
-    """The files are missing or malformed; the message names file and line."""
+    """The download or a local folder is not the published data set."""
 
 
-@dataclass(frozen=True)
-class MovieLens:
-    users: list[dict]
-    items: list[dict]
-    interactions: list[dict]
+class Layout(NamedTuple):
+    """One MovieLens file: its separator, fields per line, and the columns they become."""
+
+    separator: str
+    fields: int
+    columns: tuple[str, ...]
+    convert: Callable[[list[str]], list[str]]
 
 
-def read_movielens(folder: Path) -> MovieLens:
-    """Parse all three files; raises MovieLensError before anything is written anywhere."""
-    missing = [name for name in REQUIRED_FILES if not (folder / name).is_file()]
-    if missing:
-        raise MovieLensError(f"{folder}: missing MovieLens 100K file(s): {', '.join(missing)}")
-    users = [_user(f, n) for f, n in _fields(folder / "u.user", "|", 5)]
-    items = [_item(f, n) for f, n in _fields(folder / "u.item", "|", 5 + len(GENRES))]
-    rows = [_interaction(f, n) for f, n in _fields(folder / "u.data", "\t", 4)]
-    _check_references(rows, users, items)
-    # Time order so insertion ids follow time, as serving expects. Ties within a second keep
-    # u.data's line order (a stable sort): breaking them by item id would make each user's
-    # held-out item the highest id of their last second, an order a sequence model learns.
-    rows.sort(key=lambda r: (r["occurred_at"], int(r["user_id"])))
-    return MovieLens(users=users, items=items, interactions=rows)
+def _user(f: list[str]) -> list[str]:
+    return [_id(f[0], "user_id"), *f[1:]]
 
 
-def _fields(path: Path, sep: str, count: int) -> Iterator[tuple[list[str], str]]:
-    text = path.read_bytes().decode("latin-1")  # u.item is latin-1; the others are ASCII
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        fields = line.split(sep)
-        where = f"{path}:{number}"
-        if len(fields) != count:
-            raise MovieLensError(f"{where}: expected {count} fields, found {len(fields)}")
-        yield fields, where
-
-
-def _user(f: list[str], where: str) -> dict:
-    return {
-        "id": _id(f[0], where),
-        "age": _int(f[1], where, "age"),
-        "gender": f[2],
-        "occupation": f[3],
-        "zip_code": f[4],
-    }
-
-
-def _item(f: list[str], where: str) -> dict:
+def _item(f: list[str]) -> list[str]:
     flags = f[5:]
     if any(flag not in ("0", "1") for flag in flags):
-        raise MovieLensError(f"{where}: genre flags must be 0 or 1")
-    genres = [name for name, flag in zip(GENRES, flags, strict=True) if flag == "1"]
-    return {
-        "id": _id(f[0], where),
-        "title": f[1],
-        "genres": "|".join(genres),
-        "release_date": f[2] or None,
-        "url": f[4] or None,
-    }
+        raise ValueError("genre flags must be 0 or 1")
+    genres = "|".join(name for name, flag in zip(GENRES, flags, strict=True) if flag == "1")
+    return [_id(f[0], "item_id"), *f[1:5], genres]
 
 
-def _interaction(f: list[str], where: str) -> dict:
-    rating = _int(f[2], where, "rating")
-    if not 1 <= rating <= 5:
-        raise MovieLensError(f"{where}: rating must be 1..5, found {rating}")
-    return {
-        "user_id": _id(f[0], where),
-        "item_id": _id(f[1], where),
-        "rating": float(rating),
-        "event_type": "rating",
-        "occurred_at": datetime.fromtimestamp(_int(f[3], where, "timestamp"), tz=UTC),
-        "where": where,  # kept until the rows are checked against users and items
-    }
+def _rating(f: list[str]) -> list[str]:
+    if not f[2].isdigit():  # MovieLens 100K has whole stars only
+        raise ValueError(f"column 'rating': must be a whole number of stars, found {f[2]!r}")
+    return [_id(f[0], "user_id"), _id(f[1], "item_id"), f[2], f[3]]
 
 
-def _id(value: str, where: str) -> str:
+# Keyed like the catalog config's sections: which file plays which part is the config's.
+LAYOUTS = {
+    "users": Layout("|", 5, ("user_id", "age", "gender", "occupation", "zip_code"), _user),
+    "items": Layout(
+        "|",
+        5 + len(GENRES),
+        ("item_id", "title", "release_date", "video_release_date", "url", "genres"),
+        _item,
+    ),
+    "interactions": Layout("\t", 4, ("user_id", "item_id", "rating", "timestamp"), _rating),
+}
+
+
+def split_line(part: str, line: str) -> list[str]:
+    """One line of the users, items or interactions file as its named columns' values;
+    ValueError (naming the column where there is one) when it is malformed."""
+    layout = LAYOUTS[part]
+    fields = line.split(layout.separator)
+    if len(fields) != layout.fields:
+        raise ValueError(f"expected {layout.fields} fields, found {len(fields)}")
+    return layout.convert(fields)
+
+
+def _id(value: str, column: str) -> str:
     if not value.isdigit() or int(value) == 0:
-        raise MovieLensError(f"{where}: id must be a positive integer, found {value!r}")
+        raise ValueError(f"column '{column}': must be a positive integer, found {value!r}")
     return str(int(value))
-
-
-def _int(value: str, where: str, name: str) -> int:
-    try:
-        return int(value)
-    except ValueError:
-        raise MovieLensError(f"{where}: {name} must be an integer, found {value!r}") from None
-
-
-def _check_references(rows: list[dict], users: list[dict], items: list[dict]) -> None:
-    user_ids = {u["id"] for u in users}
-    item_ids = {i["id"] for i in items}
-    for row in rows:
-        where = row.pop("where")
-        if row["user_id"] not in user_ids or row["item_id"] not in item_ids:
-            raise MovieLensError(
-                f"{where}: user {row['user_id']} or item {row['item_id']} is not in u.user / u.item"
-            )
 
 
 def fetch(url: str, target: Path, timeout: float = 60.0) -> Path:

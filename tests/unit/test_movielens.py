@@ -1,4 +1,5 @@
-"""The MovieLens 100K readers on tiny files written by each test (the real data is never copied)."""
+"""MovieLens 100K's original layout read through the shipped `movielens-100k` catalog
+config, on tiny files written by each test (the real data is never copied)."""
 
 import hashlib
 import re
@@ -7,9 +8,19 @@ from pathlib import Path
 
 import pytest
 
+from app.catalog import read_catalog_config
 from training import movielens
-from training.movielens import GENRES, MovieLensError, read_movielens, verify
+from training.catalog_files import (
+    CatalogFileError,
+    check_files,
+    find_catalog,
+    read_interactions,
+    read_items,
+    read_users,
+)
+from training.movielens import GENRES, MovieLensError, verify
 
+CONFIG = read_catalog_config(find_catalog("movielens-100k"))
 USERS = ["1|24|M|technician|85711", "2|53|F|other|94043"]
 DATA = ["1\t2\t5\t881250949", "2\t1\t3\t874965758", "1\t3\t4\t875000000", "1\t1\t4\t874965758"]
 
@@ -33,46 +44,58 @@ def write(folder: Path, users=USERS, items=ITEMS, data=DATA) -> Path:
     return folder
 
 
+def flat(batches) -> list:  # type: ignore[no-untyped-def]
+    return [record for batch in batches for record in batch]
+
+
 def items_by_id(folder: Path) -> dict[str, dict]:
-    return {item["id"]: item for item in read_movielens(folder).items}
+    return {item.id: item.attributes for item in flat(read_items(CONFIG, folder))}
 
 
-def test_users_keep_every_attribute_as_given(tmp_path: Path) -> None:
-    users = read_movielens(write(tmp_path)).users
-    assert users[0] == {
-        "id": "1",
+def test_users_keep_every_attribute_under_the_configs_names(tmp_path: Path) -> None:
+    users = flat(read_users(CONFIG, write(tmp_path)))
+    assert users[0].attributes == {
         "age": 24,
         "gender": "M",
         "occupation": "technician",
         "zip_code": "85711",
     }
-    assert [u["id"] for u in users] == ["1", "2"]
+    assert [u.id for u in users] == ["1", "2"]
 
 
 def test_latin1_title_is_decoded(tmp_path: Path) -> None:
     assert items_by_id(write(tmp_path))["2"]["title"] == "Misérables, Les (1995)"
 
 
-def test_empty_release_date_becomes_none(tmp_path: Path) -> None:
+def test_empty_release_date_and_url_become_none(tmp_path: Path) -> None:
     items = items_by_id(write(tmp_path))
     assert items["3"]["release_date"] is None
-    assert items["1"]["release_date"] == "01-Jan-1995"
+    assert items["1"] == {
+        "title": "Toy Story (1995)",
+        "genres": "Animation|Children's|Comedy",
+        "release_date": "01-Jan-1995",
+        "url": "http://example.org",
+    }
 
 
 def test_genre_flags_become_names_in_the_published_order(tmp_path: Path) -> None:
     items = items_by_id(write(tmp_path))
     assert items["1"]["genres"] == "Animation|Children's|Comedy"
     assert items["2"]["genres"] == "Drama"
-    assert items["3"]["genres"] == ""
+    assert items["3"]["genres"] is None  # no flag set: nothing to store
 
 
-def test_interactions_come_back_in_time_order_ties_by_user_then_item(tmp_path: Path) -> None:
-    rows = read_movielens(write(tmp_path)).interactions
-    # 874965758 is shared by (2, 1) and (1, 1): user 1 goes first.
-    pairs = [(r["user_id"], r["item_id"]) for r in rows]
-    assert pairs == [("1", "1"), ("2", "1"), ("1", "3"), ("1", "2")]
-    assert rows[0]["occurred_at"] == datetime.fromtimestamp(874965758, tz=UTC)
-    assert rows[-1]["rating"] == 5.0
+def test_ratings_come_back_in_file_order_with_their_lines(tmp_path: Path) -> None:
+    """The loader, not the reader, puts events in time order (in the database)."""
+    rows = flat(read_interactions(CONFIG, write(tmp_path)))
+    assert [(r.line, r.user_id, r.item_id) for r in rows] == [
+        (1, "1", "2"),
+        (2, "2", "1"),
+        (3, "1", "3"),
+        (4, "1", "1"),
+    ]
+    assert rows[1].occurred_at == datetime.fromtimestamp(874965758, tz=UTC)
+    assert rows[0].rating == 5.0 and rows[0].event_type == "rating"
 
 
 def _bad_genre_flag() -> str:
@@ -83,12 +106,13 @@ def _bad_genre_flag() -> str:
     ("name", "lines", "line_number", "reason"),
     [
         ("u.user", [USERS[0], "2|53|F|other"], 2, "expected 5 fields, found 4"),
-        ("u.user", ["x1|24|M|technician|85711"], 1, "id must be a positive integer"),
-        ("u.item", [ITEMS[0], ITEMS[1], item_line("abc", "No Id")], 3, "id must be a positive"),
+        ("u.user", ["x1|24|M|technician|85711"], 1, "column 'user_id': must be a positive integer"),
+        ("u.user", [USERS[0], "2|old|F|other|94043"], 2, "column 'age': 'old' is not a number"),
+        ("u.item", [ITEMS[0], ITEMS[1], item_line("abc", "No Id")], 3, "must be a positive"),
         ("u.item", [ITEMS[0], _bad_genre_flag()], 2, "genre flags must be 0 or 1"),
-        ("u.data", [DATA[0], "1\t2\t7\t881250949"], 2, "rating must be 1..5, found 7"),
-        ("u.data", [DATA[0], "1\t2\tfive\t881250949"], 2, "rating must be an integer"),
-        ("u.data", [DATA[0], "9\t2\t5\t881250949"], 2, "user 9 or item 2 is not in"),
+        ("u.data", [DATA[0], "1\t2\t7\t881250949"], 2, "column 'rating': 7.0 is outside 1.0..5.0"),
+        ("u.data", [DATA[0], "1\t2\tfive\t881250949"], 2, "must be a whole number of stars"),
+        ("u.data", [DATA[0], "", "1\t2\t5\tlater"], 3, "column 'timestamp': 'later' is not a unix"),
     ],
 )
 def test_malformed_line_names_file_and_line(
@@ -97,15 +121,16 @@ def test_malformed_line_names_file_and_line(
     files = {"u.user": USERS, "u.item": ITEMS, "u.data": DATA, name: lines}
     write(tmp_path, users=files["u.user"], items=files["u.item"], data=files["u.data"])
     where = f"{tmp_path / name}:{line_number}: "
-    with pytest.raises(MovieLensError, match=re.escape(where) + ".*" + re.escape(reason)):
-        read_movielens(tmp_path)
+    with pytest.raises(CatalogFileError, match=re.escape(where) + ".*" + re.escape(reason)):
+        for reader in (read_users, read_items, read_interactions):
+            flat(reader(CONFIG, tmp_path))
 
 
 def test_missing_file_is_named(tmp_path: Path) -> None:
     write(tmp_path)
     (tmp_path / "u.item").unlink()
-    with pytest.raises(MovieLensError, match=r"missing MovieLens 100K file\(s\): u\.item$"):
-        read_movielens(tmp_path)
+    with pytest.raises(CatalogFileError, match=re.escape(f"{tmp_path / 'u.item'}: no such file")):
+        check_files(CONFIG, tmp_path)
 
 
 def test_verify_accepts_the_published_bytes_and_rejects_one_changed_byte(
@@ -129,17 +154,3 @@ def test_verify_accepts_the_published_bytes_and_rejects_one_changed_byte(
 def test_verify_rejects_files_that_are_not_the_published_data_set(tmp_path: Path) -> None:
     with pytest.raises(MovieLensError, match="checksum differs"):
         verify(write(tmp_path))
-
-
-def test_unknown_reference_after_a_blank_line_names_its_own_line(tmp_path: Path) -> None:
-    write(tmp_path, data=[DATA[0], "", "9\t2\t5\t881250949"])
-    with pytest.raises(MovieLensError, match=re.escape(f"{tmp_path / 'u.data'}:3: ")):
-        read_movielens(tmp_path)
-
-
-def test_ratings_in_the_same_second_keep_file_order(tmp_path: Path) -> None:
-    """Ordering ties by item id would make the held-out item the highest id of the user's
-    last second, a pattern a sequence model can learn; file order carries no such signal."""
-    same_second = ["1\t3\t4\t875000000", "1\t1\t5\t875000000", "1\t2\t3\t875000000"]
-    parsed = read_movielens(write(tmp_path, data=same_second))
-    assert [row["item_id"] for row in parsed.interactions] == ["3", "1", "2"]

@@ -2,9 +2,10 @@
 
 Everything goes to places of its own, never the user's: a dedicated database (on
 PostgreSQL, `recsys_bench_<N>` on the configured server; on SQLite, a file next to the
-artifacts) and a dedicated artifacts folder. The catalog is generated, loaded, a model
-trained briefly (one epoch per stage), exported and published there; a second run with
-the same size finds both and starts serving at once.
+artifacts) and a dedicated artifacts folder. The catalog is `recsys data synth`'s (files
+in the generic format and their config), loaded as `recsys data load` loads any catalog,
+a model trained briefly (one epoch per stage), exported and published there; a second
+run with the same size finds both and starts serving at once.
 """
 
 import asyncio
@@ -15,15 +16,16 @@ from rich.console import Console
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 
+from app.catalog import CatalogConfig
 from app.db.engine import create_engine, safe_url
 from app.db.tables import items as items_table
 from app.manifest import LIVE_POINTER
 from app.settings import ArtifactSettings, DatabaseSettings, Settings
 from app.store import live_or_none
-from training.bench.catalog import synthetic_catalog
 from training.config import TrainConfig
-from training.load import load_movielens
+from training.load import load_catalog
 from training.migrate import upgrade
+from training.synth import write_synthetic
 
 
 @dataclass(frozen=True)
@@ -43,8 +45,15 @@ def prepare(scale: Scale, base_url: str, console: Console) -> tuple[str, Path]:
     upgrade(url)
     if asyncio.run(_items_in(url)) != scale.items:
         console.print(f"generating and loading {scale.items:,} items into {safe_url(url)}")
-        data = synthetic_catalog(scale.users, scale.items, scale.interactions, scale.seed)
-        asyncio.run(_load(url, data))
+        files = scale.folder / f"catalog-{scale.items}"
+        config = write_synthetic(
+            files,
+            users=scale.users,
+            items=scale.items,
+            interactions=scale.interactions,
+            seed=scale.seed,
+        )
+        asyncio.run(_load(url, config, files))
         _forget(artifacts)
     if live_or_none(artifacts) is None:
         _train(url, artifacts, console)
@@ -79,10 +88,10 @@ async def _items_in(url: str) -> int:
         await engine.dispose()
 
 
-async def _load(url: str, data) -> None:  # type: ignore[no-untyped-def]
+async def _load(url: str, config: CatalogConfig, files: Path) -> None:
     engine = create_engine(DatabaseSettings(url=url))
     try:
-        await load_movielens(engine, data)
+        await load_catalog(engine, config, files)
     finally:
         await engine.dispose()
 
