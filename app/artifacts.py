@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 
-from app.db.queries import PROFILE_ATTRIBUTES
 from app.manifest import (
     CANDIDATE_INDEX,
     ITEM_IDS,
@@ -78,6 +77,7 @@ def load_version(artifacts_dir: Path, version: str, *, verify: bool = True) -> M
         history_length=spec.history_length,
         history_pad=spec.history_pad,
         history_ratings_feature=spec.history_ratings_feature,
+        user_id_feature=spec.user_id_feature,
         leaves=manifest.index.num_leaves,
         reorder=manifest.index.reorder_num_neighbors,
         reorder_multiplier=manifest.index.reorder_multiplier or 1.0,
@@ -148,14 +148,25 @@ def _vectors(folder: Path, relative: str, items: int) -> np.ndarray:
 
 def check_inputs(manifest: Path, spec: FeatureSpec) -> None:
     """Refuse, at load time, a version whose query side needs an input this app cannot
-    build (a feature added after this app was released): better than failing every request."""
-    known = {*PROFILE_ATTRIBUTES, spec.history_feature, spec.history_ratings_feature}
-    unknown = sorted(set(spec.inputs) - known)
+    build (of a type it does not know, or named neither a user attribute nor one of the
+    inputs it fills itself): better than failing every request."""
+    own = {spec.user_id_feature, spec.history_feature, spec.history_ratings_feature}
+    attributes = spec.user_attributes
+    unknown = sorted(
+        name
+        for name, tensor in spec.inputs.items()
+        if not _buildable(tensor.dtype)
+        or (attributes is not None and name not in own and name not in attributes)
+    )
     if unknown:
         raise ArtifactError(
             f"{manifest}: the models need inputs this app cannot build ({', '.join(unknown)}); "
             "serve this version with the app release that trained it, or a newer one"
         )
+
+
+def _buildable(dtype: str) -> bool:
+    return dtype == "string" or dtype.startswith(("float", "int"))
 
 
 def verify_checksums(folder: Path, expected: dict[str, str]) -> None:

@@ -15,6 +15,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from app.catalog import CatalogConfig
+
 LIVE_POINTER = "LIVE"
 SPLIT_FILE = "SPLIT"
 MANIFEST = "manifest.json"
@@ -55,6 +57,10 @@ class FeatureSpec(_Section):
     history_pad: str = ""
     # Ratings parallel to the history (NaN where none); absent in older versions.
     history_ratings_feature: str | None = None
+    user_id_feature: str = "user_id"
+    # Inputs filled from the stored user attributes of the same name. None (versions
+    # before the catalog contract): every input that is not one of the above.
+    user_attributes: list[str] | None = None
 
 
 class IndexInfo(_Section):
@@ -92,6 +98,9 @@ class Manifest(_Section):
     row_counts: dict[str, int] = {}
     embedding_dim: int = Field(ge=1)
     feature_spec: FeatureSpec
+    # The catalog the version was trained on (None: exported before the catalog contract,
+    # i.e. MovieLens 100K): its metadata and user fields are what the API answers with.
+    catalog: CatalogConfig | None = None
     index: IndexInfo
     serving: ServingSpec
     ranker: RankerSpec | None = None

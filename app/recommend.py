@@ -72,4 +72,12 @@ async def user_features(*, runtime: Runtime, user_id: str) -> FeatureResponse:
     profile: UserProfile | None = await runtime.profiles.submit(user_id)
     if profile is None:
         raise NotFoundError(f"user {user_id!r} not found")
-    return FeatureResponse(feature=[UserFeature(histories=profile.history, **profile.attributes())])
+    catalog = runtime.registry.assignment.live.manifest.catalog
+    declared = [f.name for f in catalog.user_fields] if catalog else []
+    # In the catalog's order of fields (stored JSON keeps no order), then anything else.
+    names = [*declared, *sorted(set(profile.attributes) - set(declared))]
+    attributes = {name: profile.attributes.get(name) for name in names}
+    feature = UserFeature.model_validate(
+        {"histories": profile.history, "user_id": profile.user_id, **attributes}
+    )
+    return FeatureResponse(feature=[feature])

@@ -2,17 +2,22 @@
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
+
+# What a catalog field can hold in an answer: its stored value, or a multi-valued
+# field's values as a list.
+FieldValue = str | int | float | bool | list[str] | None
 
 
 class RecommendedItem(BaseModel):
+    """With returnMetadata=true each item also has the catalog's metadata fields (for
+    MovieLens: title, genres as a list, release_date, url)."""
+
+    model_config = ConfigDict(extra="allow")
+    __pydantic_extra__: dict[str, FieldValue]
+
     id: str
     score: float
-    # Catalog fields, present only with returnMetadata=true.
-    title: str | None = None
-    genres: list[str] | None = None
-    release_date: str | None = None
-    url: str | None = None
 
 
 class RecommendationsResponse(BaseModel):
@@ -28,12 +33,14 @@ class RecommendationsResponse(BaseModel):
 
 
 class UserFeature(BaseModel):
+    """The user's stored attributes: the catalog's user fields by name (for MovieLens:
+    age, gender, occupation, zip_code), beside the id and the history."""
+
+    model_config = ConfigDict(extra="allow")
+    __pydantic_extra__: dict[str, FieldValue]
+
     histories: list[str] = Field(description="Item ids, most recent first.")
     user_id: str
-    age: int | None
-    gender: str | None
-    occupation: str | None
-    zip_code: str | None
 
 
 class FeatureResponse(BaseModel):

@@ -61,10 +61,7 @@ def warm_up(version: ModelVersion, sizes: Sequence[int] = (1, 2, 8, 32)) -> None
     and at every search depth a request can need (each depth is its own ScaNN call shape),
     so TensorFlow's and ScaNN's first-call costs are not paid by a user."""
     history = [p["id"] for p in version.popular[: version.history_length]]
-    profile = UserProfile(
-        user_id="", age=None, gender=None, occupation=None, zip_code=None,
-        history=history, history_ratings=[None] * len(history),
-    )  # fmt: skip
+    profile = UserProfile(user_id="", history=history, history_ratings=[None] * len(history))
     for size in sizes:
         recommend_batch(version, [RecommendRequest(profile, 10, history)] * size)
     ids = version.item_ids.tolist()

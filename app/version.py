@@ -67,6 +67,7 @@ class ModelVersion:
     reorder_multiplier: float = 1.0  # ... nor fewer than this many per requested result
     # Ratings parallel to the history (NaN where none); None for versions without it.
     history_ratings_feature: str | None = None
+    user_id_feature: str = "user_id"
     ranking: Ranking | None = None  # None: retrieval order is the answer
     metadata: ItemMetadata | None = None
     row_of: dict[str, int] = field(default_factory=dict)  # item id -> index row

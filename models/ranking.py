@@ -29,9 +29,8 @@ class RankingModel(tfrs.Model):
 
     def __init__(
         self,
-        vocab: F.Vocabularies,
+        contract: F.Contract,
         *,
-        history_length: int,
         embedding_dim: int,
         hidden_dim: int,
         temperature: float,
@@ -56,19 +55,20 @@ class RankingModel(tfrs.Model):
         self.embedding_dim = embedding_dim
         self.boost = boost and base is not None
         self.score_weights = score_weights  # (base, own)
-        items = ItemIdEmbedding(vocab.item_ids, F.EMBEDDING_DIMS[F.ITEM_ID])
+        self.contract = contract
+        items = ItemIdEmbedding(contract.item_ids, F.ID_DIMS[F.ITEM_ID])
         args = {"embedding_dim": embedding_dim, "hidden_dim": hidden_dim, "normalize": True}
-        self.query_tower = QueryTower(vocab, items, history_length=history_length, **args)
-        self.candidate_tower = CandidateTower(vocab, items, **args)
+        self.query_tower = QueryTower(contract, items, **args)
+        self.candidate_tower = CandidateTower(contract, items, **args)
         # L2 on the rating-only parameters: the rating head overfits long before relevance.
-        self.user_bias = CategoryEmbedding(vocab.user_ids, 1, l2=rating_l2)
-        self.item_bias = CategoryEmbedding(vocab.item_ids, 1, l2=rating_l2)
+        self.user_bias = CategoryEmbedding(contract.user_ids, 1, l2=rating_l2)
+        self.item_bias = CategoryEmbedding(contract.item_ids, 1, l2=rating_l2)
         # Optional matrix-factorisation term <p_user, q_item> of the rating, as SVD has it.
         self.user_factors = (
-            CategoryEmbedding(vocab.user_ids, rating_factors) if rating_factors else None
+            CategoryEmbedding(contract.user_ids, rating_factors) if rating_factors else None
         )
         self.item_factors = (
-            CategoryEmbedding(vocab.item_ids, rating_factors) if rating_factors else None
+            CategoryEmbedding(contract.item_ids, rating_factors) if rating_factors else None
         )
         self.rating_history = RatingHistorySummary(rating_mean) if rating_history else None
         self.cross = tfrs.layers.dcn.Cross() if use_cross else None
@@ -92,10 +92,16 @@ class RankingModel(tfrs.Model):
         )
         self.rating_task = tfrs.tasks.Ranking(loss=tf.keras.losses.MeanSquaredError())
 
+    def _query(self, features: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        return {k: features[k] for k in self.contract.query_features}
+
+    def _candidate(self, features: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        return {k: features[k] for k in self.contract.candidate_features}
+
     def embed(self, features: dict[str, tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
         """Raw pair features -> query and candidate embeddings, each [batch_size, dim]."""
-        queries = self.query_tower({k: features[k] for k in F.QUERY_FEATURES})
-        candidates = self.candidate_tower({k: features[k] for k in F.CANDIDATE_FEATURES})
+        queries = self.query_tower(self._query(features))
+        candidates = self.candidate_tower(self._candidate(features))
         return queries, candidates
 
     def relevance_vectors(
@@ -105,8 +111,8 @@ class RankingModel(tfrs.Model):
         queries = queries * (own_weight / self.temperature)
         if self.base is None or base_weight == 0:
             return queries, candidates
-        base_queries = self.base.query_tower({k: features[k] for k in F.QUERY_FEATURES})
-        base_items = self.base.candidate_tower({k: features[k] for k in F.CANDIDATE_FEATURES})
+        base_queries = self.base.query_tower(self._query(features))
+        base_items = self.base.candidate_tower(self._candidate(features))
         return (
             tf.concat([queries, base_queries * (base_weight / self.base_temperature)], axis=1),
             tf.concat([candidates, base_items], axis=1),
@@ -137,12 +143,12 @@ class RankingModel(tfrs.Model):
         the user's half of the rating head's input. `base_queries` (the retrieval model's
         query embedding, when the caller already has it) saves running that tower twice.
         """
-        queries = self.query_tower({k: features[k] for k in F.QUERY_FEATURES})
+        queries = self.query_tower(self._query(features))
         base_weight, own_weight = self.score_weights
         ranking = queries * (own_weight / self.temperature)
         if self.base is not None and base_weight != 0:
             if base_queries is None:
-                base_queries = self.base.query_tower({k: features[k] for k in F.QUERY_FEATURES})
+                base_queries = self.base.query_tower(self._query(features))
             ranking = tf.concat([ranking, base_queries * (base_weight / self.base_temperature)], 1)
         users = features[F.USER_ID]
         parts = [queries]
@@ -158,13 +164,11 @@ class RankingModel(tfrs.Model):
     ) -> dict[str, tf.Tensor]:
         """Raw candidate features -> the item's `ranking` vector [batch_size, ranking_dim]
         and `rating_item` [batch_size, item_dim]: computed once per item at export."""
-        candidates = self.candidate_tower({k: features[k] for k in F.CANDIDATE_FEATURES})
+        candidates = self.candidate_tower(self._candidate(features))
         ranking = candidates
         if self.base is not None and self.score_weights[0] != 0:
             if base_items is None:
-                base_items = self.base.candidate_tower(
-                    {k: features[k] for k in F.CANDIDATE_FEATURES}
-                )
+                base_items = self.base.candidate_tower(self._candidate(features))
             ranking = tf.concat([ranking, base_items], axis=1)
         items = features[F.ITEM_ID]
         parts = [candidates, self.item_bias(items)]

@@ -21,9 +21,8 @@ class TwoTowerModel(tfrs.Model):
 
     def __init__(
         self,
-        vocab: F.Vocabularies,
+        contract: F.Contract,
         *,
-        history_length: int,
         embedding_dim: int,
         hidden_dim: int,
         temperature: float,
@@ -31,22 +30,23 @@ class TwoTowerModel(tfrs.Model):
         logq_correction: bool = True,
     ):
         super().__init__()
-        shared_items = ItemIdEmbedding(vocab.item_ids, F.EMBEDDING_DIMS[F.ITEM_ID])
+        shared_items = ItemIdEmbedding(contract.item_ids, F.ID_DIMS[F.ITEM_ID])
         tower_args = {
             "embedding_dim": embedding_dim,
             "hidden_dim": hidden_dim,
             "normalize": normalize,
         }
-        self.query_tower = QueryTower(
-            vocab, shared_items, history_length=history_length, **tower_args
-        )
-        self.candidate_tower = CandidateTower(vocab, shared_items, **tower_args)
+        self.contract = contract
+        self.query_tower = QueryTower(contract, shared_items, **tower_args)
+        self.candidate_tower = CandidateTower(contract, shared_items, **tower_args)
         self.logq_correction = logq_correction
         self.task = tfrs.tasks.Retrieval(temperature=temperature, remove_accidental_hits=True)
 
     def compute_loss(self, features: dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
-        queries = self.query_tower({k: features[k] for k in F.QUERY_FEATURES})
-        candidates = self.candidate_tower({k: features[k] for k in F.CANDIDATE_FEATURES})
+        queries = self.query_tower({k: features[k] for k in self.contract.query_features})
+        candidates = self.candidate_tower(
+            {k: features[k] for k in self.contract.candidate_features}
+        )
         return self.task(
             queries,
             candidates,

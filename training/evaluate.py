@@ -6,31 +6,28 @@ from training.dataset import Split
 from training.metrics import summarize, target_ranks
 
 
-def _columns_of(ids: list[str], index: dict[str, int]) -> np.ndarray:
-    return np.array([index[i] for i in ids if i in index], dtype=np.int64)
-
-
 def evaluate_scores(
     scores: np.ndarray, split: Split, item_ids: list[str], cutoffs: tuple[int, ...]
 ) -> dict[str, float]:
     """scores [test users, items] -> metrics, with each user's training items excluded."""
-    index = {item: column for column, item in enumerate(item_ids)}
-    targets = np.array([index[i] for i in split.test_items], dtype=np.int64)
-    seen = [_columns_of(s, index) for s in split.test_seen]
-    return summarize(target_ranks(scores, targets, seen), cutoffs)
+    seen = [split.seen_rows(i) for i in range(len(split.test_positions))]
+    return summarize(target_ranks(scores, split.test_item_rows, seen), cutoffs)
 
 
 def popularity_scores(split: Split, item_ids: list[str]) -> np.ndarray:
     """Every user gets the same scores: the item's number of training interactions."""
-    return np.tile(popularity_counts(split, item_ids), (len(split.test_items), 1))
+    return np.tile(popularity_counts(split, item_ids), (len(split.test_positions), 1))
 
 
 def popularity_counts(split: Split, item_ids: list[str]) -> np.ndarray:
     """[items] training interactions per item: popularity's score, the same for everyone."""
-    return np.array([split.train_item_counts.get(i, 0) for i in item_ids], dtype=np.float64)
+    return split.item_counts.astype(np.float64)
 
 
 def popular_items(split: Split, limit: int) -> list[dict]:
-    """The cold-start fallback list: most interacted items first."""
-    ranked = sorted(split.train_item_counts.items(), key=lambda kv: (-kv[1], kv[0]))
-    return [{"id": item, "score": float(count)} for item, count in ranked[:limit]]
+    """The cold-start fallback list: most interacted items first (ties by item id)."""
+    counts = split.item_counts
+    # Item rows follow item ids (sorted), so a stable sort breaks ties by id.
+    order = np.argsort(-counts, kind="stable")[:limit]
+    ids = split.catalog.item_ids
+    return [{"id": ids[r], "score": float(counts[r])} for r in order.tolist() if counts[r] > 0]

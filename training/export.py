@@ -24,9 +24,7 @@ from training.config import IndexConfig
 from training.metrics import best_first
 
 
-def signatures(
-    retrieval: tf.keras.Model, ranker: tf.keras.Model | None, history: int
-) -> tuple[dict, dict]:
+def signatures(retrieval: tf.keras.Model, ranker: tf.keras.Model | None) -> tuple[dict, dict]:
     """What a version runs, as concrete functions over raw features: (query side, item side).
 
     Query side, the `query_tower/` SavedModel the app loads:
@@ -57,11 +55,12 @@ def signatures(
     def rating(rating_user: tf.Tensor, rating_item: tf.Tensor) -> dict[str, tf.Tensor]:
         return {"rating": ranker.rating_from(rating_user, rating_item)}  # type: ignore[union-attr]
 
-    query = {"serving_default": _concrete(users, [F.query_signature(history)])}
+    contract: F.Contract = retrieval.contract
+    query = {"serving_default": _concrete(users, [contract.query_signature()])}
     if ranker is not None:
         halves = [tf.TensorSpec([None, None], tf.float32, name=n) for n in RATING_INPUTS]
         query["rating"] = _concrete(rating, halves)
-    return query, {"items": _concrete(items, [F.candidate_signature()])}
+    return query, {"items": _concrete(items, [contract.candidate_signature()])}
 
 
 def _concrete(function, signature: list):  # type: ignore[no-untyped-def]
@@ -109,11 +108,10 @@ RATING_INPUTS = ("rating_user", "rating_item")
 def save_towers(
     retrieval: tf.keras.Model,
     ranker: tf.keras.Model | None,
-    history_length: int,
     folder: Path,
 ) -> list[str]:
     """Write `query_tower/` and `item_tower/` into folder; returns the query signatures."""
-    query, items = signatures(retrieval, ranker, history_length)
+    query, items = signatures(retrieval, ranker)
     models = [retrieval, *([ranker] if ranker is not None else [])]
     save_lean(folder / ITEM_TOWER, items, models)
     return save_lean(folder / QUERY_TOWER, query, models)
@@ -150,17 +148,17 @@ def write_metadata(path: Path, rows: list[dict]) -> None:
 class RankerServing(tf.Module):
     """The ranker's signature: raw (user, candidate) pairs in, `score` and `rating` out."""
 
-    def __init__(self, ranker: tf.keras.Model, history_length: int):
+    def __init__(self, ranker: tf.keras.Model):
         super().__init__()
         self.ranker = ranker
         self.serve = tf.function(
             lambda features: self.ranker(features, training=False),
-            input_signature=[F.ranker_signature(history_length)],
+            input_signature=[ranker.contract.ranker_signature()],
         )
 
 
-def save_ranker(ranker: tf.keras.Model, history_length: int, path: Path) -> None:
-    module = RankerServing(ranker, history_length)
+def save_ranker(ranker: tf.keras.Model, path: Path) -> None:
+    module = RankerServing(ranker)
     signature = module.serve.get_concrete_function()
     tf.saved_model.save(module, str(path), signatures={"serving_default": signature})
 

@@ -33,18 +33,18 @@ from app.manifest import (
     VectorFile,
 )
 from app.settings import Settings
-from models import features as F
 from training import export
 from training.config import TrainConfig
+from training.contract import build_contract
 from training.dataset import (
     Catalog,
     Holdout,
+    NoCatalogError,
     Split,
     item_columns,
-    item_metadata,
     leave_last_out,
+    query_columns,
     read_catalog,
-    vocabularies,
 )
 from training.evaluate import popular_items, popularity_counts
 from training.metrics import recall_at_k
@@ -72,7 +72,6 @@ class Trained:
     split: Split
     retrieval: tf.keras.Model
     ranker: tf.keras.Model | None
-    item_ids: list[str]
     losses: dict[str, list[float]]
 
 
@@ -132,12 +131,14 @@ def read(settings: Settings, max_users: int | None = None) -> Catalog:
 
     try:
         catalog = asyncio.run(go())
+    except NoCatalogError:
+        raise TrainingError("the database holds no catalog: run `recsys data load` first") from None
     except (SQLAlchemyError, OSError) as exc:
         raise TrainingError(
             f"cannot read {safe_url(settings.database.url)} ({type(exc).__name__}): "
             "run `recsys db upgrade` and `recsys data load` first"
         ) from None
-    if not catalog.sequences:
+    if not catalog.events:
         raise TrainingError("the database holds no interactions: run `recsys data load` first")
     return catalog
 
@@ -148,29 +149,28 @@ def train(
     # Keras warns about get_config of subclassed models we never re-create from config.
     tf.get_logger().setLevel("ERROR")
     tf.keras.utils.set_random_seed(config.seed)
-    split = leave_last_out(catalog, config.history_length, holdout)
-    if not split.train or not split.test_items:
+    contract = build_contract(catalog, config.history_length)
+    split = leave_last_out(catalog, contract, holdout)
+    if not split.train_examples or not len(split.test_positions):
         raise TrainingError(
             "not enough interactions to train and evaluate: run `recsys data load` first"
         )
     console.print(
-        f"{len(catalog.users)} users, {len(catalog.items)} items, "
-        f"{len(split.train[F.ITEM_ID])} training examples, {len(split.test_items)} held out "
+        f"{catalog.config.name}: {len(catalog.user_ids)} users, {len(catalog.item_ids)} items, "
+        f"{split.train_examples} training examples, {len(split.test_positions)} held out "
         f"({holdout})"
     )
-    vocab = vocabularies(catalog)
     console.print("[bold]retrieval model[/bold]")
-    retrieval = build_model(vocab, config)
-    losses = {"retrieval": fit(retrieval, split.train, config)}
+    retrieval = build_model(contract, config)
+    losses = {"retrieval": fit(retrieval, split, config)}
     ranker = None
     if config.ranker.enabled:
         console.print("[bold]ranking model[/bold]")
-        ratings = split.train[F.RATING]
+        ratings = catalog.event_ratings[split.train_positions]
         mean = float(np.nanmean(ratings)) if np.isfinite(ratings).any() else 0.0
-        ranker = build_ranker(vocab, config, mean, retrieval)
-        losses["ranker"] = fit(ranker, split.train, config, epochs=config.ranker.epochs)
-    item_ids = sorted(catalog.items)
-    return Trained(config, catalog, split, retrieval, ranker, item_ids, losses)
+        ranker = build_ranker(contract, config, mean, retrieval)
+        losses["ranker"] = fit(ranker, split, config, epochs=config.ranker.epochs)
+    return Trained(config, catalog, split, retrieval, ranker, losses)
 
 
 def stage(settings: Settings, trained: Trained) -> Staged:
@@ -182,19 +182,18 @@ def stage(settings: Settings, trained: Trained) -> Staged:
     config, catalog = trained.config, trained.catalog
     version = export.new_version(catalog.fingerprint)
     staging = export.staging_folder(settings.artifacts.dir, version)
-    signatures = export.save_towers(
-        trained.retrieval, trained.ranker, config.history_length, staging
-    )
+    signatures = export.save_towers(trained.retrieval, trained.ranker, staging)
     if trained.ranker is not None:  # the full pairwise model: the offline reference
-        export.save_ranker(trained.ranker, config.history_length, staging / RANKER)
-    vectors = export.item_vectors(staging / ITEM_TOWER, item_columns(catalog, trained.item_ids))
+        export.save_ranker(trained.ranker, staging / RANKER)
+    rows = np.arange(len(catalog.item_ids))
+    columns = item_columns(catalog, rows, trained.split.contract)
+    vectors = export.item_vectors(staging / ITEM_TOWER, columns)
     files = export.write_item_vectors(staging / ITEM_VECTORS, vectors)
     searcher, index_info = export.build_index(vectors["embedding"], config.index)
     (staging / CANDIDATE_INDEX).mkdir()
     searcher.serialize(str(staging / CANDIDATE_INDEX), relative_path=True)  # type: ignore[attr-defined]
-    metadata = [item_metadata(catalog.items[i]) for i in trained.item_ids]
-    export.write_metadata(staging / METADATA, metadata)
-    export.write_json(staging / ITEM_IDS, trained.item_ids)
+    export.write_metadata(staging / METADATA, item_metadata(catalog))
+    export.write_json(staging / ITEM_IDS, catalog.item_ids.tolist())
     export.write_json(staging / POPULAR, popular_items(trained.split, config.popular_items))
     staged = Staged(staging, searcher, index_info, vectors, files, signatures)
     base_manifest(staged, trained).write(staging)
@@ -206,13 +205,14 @@ def evaluate_version(
 ) -> dict:
     """Metrics of the staged version through the app's own serving code, plus references:
     the retrieval model alone (exact search) and popularity, all on the same hold-out."""
-    split, item_ids = trained.split, trained.item_ids
+    split, item_ids = trained.split, trained.catalog.item_ids.tolist()
     version = load_version(settings.artifacts.dir, staged.folder.name, verify=False)
-    queries = embed(trained.retrieval.query_tower, split.test_queries, 4096)
+    test = query_columns(split, split.test_positions, split.test_user_rows)
+    queries = embed(trained.retrieval.query_tower, test, 4096)
     candidates = staged.item_vectors["embedding"]
     counts = popularity_counts(split, item_ids)
     metrics = {
-        "served": evaluate_served(version, staged.folder, trained.catalog, split),
+        "served": evaluate_served(version, staged.folder, split),
         # Score rows a chunk of users at a time: a million items x every test user would
         # not fit in memory as one matrix.
         "retrieval_only": score_rows_metrics(
@@ -250,15 +250,16 @@ def base_manifest(staged: Staged, trained: Trained) -> Manifest:
         created_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
         data_fingerprint=catalog.fingerprint,
         row_counts={
-            "users": len(catalog.users),
-            "items": len(catalog.items),
-            "interactions": sum(len(s) for s in catalog.sequences.values()),
-            "train_examples": len(split.train[F.ITEM_ID]),
-            "test_users": len(split.test_items),
+            "users": len(catalog.user_ids),
+            "items": len(catalog.item_ids),
+            "interactions": catalog.events,
+            "train_examples": split.train_examples,
+            "test_users": len(split.test_positions),
         },
         embedding_dim=config.embedding_dim,
-        feature_spec=FeatureSpec.model_validate(F.serving_spec(config.history_length)),
-        index=IndexInfo.model_validate({"items": len(trained.item_ids), **staged.index_info}),
+        feature_spec=FeatureSpec.model_validate(split.contract.serving_spec()),
+        catalog=catalog.config,
+        index=IndexInfo.model_validate({"items": len(catalog.item_ids), **staged.index_info}),
         serving=ServingSpec(
             signatures=staged.signatures,
             item_vectors={
@@ -272,6 +273,27 @@ def base_manifest(staged: Staged, trained: Trained) -> Manifest:
         library_versions=_library_versions(),
         git_commit=_git_commit(),
     )
+
+
+def item_metadata(catalog: Catalog) -> list[dict]:
+    """What `returnMetadata=true` answers for each item row: the catalog's metadata fields
+    (multi-valued ones as lists), computed once here, never per request."""
+    config, names = catalog.config, catalog.config.items.metadata
+    columns = {name: catalog.items[name].tolist() for name in names}
+    rows = []
+    for row in range(len(catalog.item_ids)):
+        stored = {name: _plain(columns[name][row]) for name in names}
+        rows.append(config.metadata_of(stored))
+    return rows
+
+
+def _plain(value: object) -> object:
+    """A stored value as JSON: NaN (a missing number) as null, whole numbers as ints."""
+    if isinstance(value, float):
+        if value != value:
+            return None
+        return int(value) if value.is_integer() else value
+    return value
 
 
 def finish_manifest(staged: Staged, trained: Trained, results: dict) -> None:

@@ -107,17 +107,14 @@ def score_rows_metrics(
     (`score_rows(start, stop)` -> [stop - start, items]), about `cells` scores per chunk:
     a million-item catalog never holds more than that in memory."""
     chunk = max(1, cells // max(1, len(item_ids)))
-    column = {item: c for c, item in enumerate(item_ids)}
-    targets = np.array([column[i] for i in split.test_items], dtype=np.int64)
-    seen = [
-        np.array([column[i] for i in s if i in column], dtype=np.int64) for s in split.test_seen
-    ]
+    targets = split.test_item_rows  # the catalog's item rows are the score columns
     ranks, tops = [np.empty(0, np.int64)], [np.empty((0, min(10, len(item_ids))), np.int64)]
     for start in range(0, len(targets), chunk):
         stop = min(start + chunk, len(targets))
         scores = score_rows(start, stop)
-        ranks.append(target_ranks(scores, targets[start:stop], seen[start:stop]))
-        tops.append(top_columns(scores, seen[start:stop], 10))
+        seen = [split.seen_rows(i) for i in range(start, stop)]
+        ranks.append(target_ranks(scores, targets[start:stop], seen))
+        tops.append(top_columns(scores, seen, 10))
     return method_metrics(np.concatenate(ranks), np.concatenate(tops), len(item_ids))
 
 

@@ -1,6 +1,8 @@
-"""Fit the two-tower model on the training split."""
+"""Fit the two-tower model on the training split, streamed a batch at a time."""
 
+import itertools
 import sys
+from collections.abc import Iterator
 
 import numpy as np
 import tensorflow as tf
@@ -9,12 +11,12 @@ from models import features as F
 from models.ranking import RankingModel
 from models.retrieval import TwoTowerModel
 from training.config import TrainConfig
+from training.dataset import Split, example_columns
 
 
-def build_model(vocab: F.Vocabularies, config: TrainConfig) -> TwoTowerModel:
+def build_model(contract: F.Contract, config: TrainConfig) -> TwoTowerModel:
     model = TwoTowerModel(
-        vocab,
-        history_length=config.history_length,
+        contract,
         embedding_dim=config.embedding_dim,
         hidden_dim=config.hidden_dim,
         temperature=config.temperature,
@@ -26,15 +28,14 @@ def build_model(vocab: F.Vocabularies, config: TrainConfig) -> TwoTowerModel:
 
 
 def build_ranker(
-    vocab: F.Vocabularies,
+    contract: F.Contract,
     config: TrainConfig,
     rating_mean: float,
     retrieval: TwoTowerModel | None = None,
 ) -> RankingModel:
     ranker = config.ranker
     model = RankingModel(
-        vocab,
-        history_length=config.history_length,
+        contract,
         embedding_dim=ranker.embedding_dim,
         hidden_dim=ranker.hidden_dim,
         temperature=ranker.temperature,
@@ -57,23 +58,36 @@ def build_ranker(
 
 def fit(
     model: tf.keras.Model,
-    train: dict[str, np.ndarray],
+    split: Split,
     config: TrainConfig,
     *,
     epochs: int | None = None,
 ) -> list[float]:
     """Train for `epochs` (default config.epochs); returns the loss of each epoch."""
-    examples = len(train[F.ITEM_ID])
-    dataset = (
-        tf.data.Dataset.from_tensor_slices(train)
-        .shuffle(examples, seed=config.seed, reshuffle_each_iteration=True)
-        .batch(config.batch_size)
-        .prefetch(tf.data.AUTOTUNE)
-    )
     # A live bar on a terminal, one line per epoch in logs and CI.
     verbose = 1 if sys.stdout.isatty() else 2
+    dataset = training_batches(split, config.batch_size, seed=config.seed)
     history = model.fit(dataset, epochs=epochs or config.epochs, verbose=verbose)
     return [float(v) for v in history.history["loss"]]
+
+
+def training_batches(split: Split, batch_size: int, *, seed: int) -> tf.data.Dataset:
+    """The training examples in a new random order each epoch, built a batch at a time
+    from the split's arrays (memory: one batch, not the data set, as model inputs)."""
+    contract, epochs = split.contract, itertools.count()
+    signature = {
+        **contract.ranker_signature(),
+        F.RATING: tf.TensorSpec([None], tf.float32),
+        F.CANDIDATE_PROBABILITY: tf.TensorSpec([None], tf.float32),
+    }
+
+    def generate() -> Iterator[dict[str, np.ndarray]]:
+        order = np.random.default_rng([seed, next(epochs)]).permutation(split.train_positions)
+        for start in range(0, len(order), batch_size):
+            yield example_columns(split, order[start : start + batch_size])
+
+    dataset = tf.data.Dataset.from_generator(generate, output_signature=signature)
+    return dataset.prefetch(2)
 
 
 def embed(tower: tf.keras.Model, columns: dict[str, np.ndarray], batch_size: int) -> np.ndarray:

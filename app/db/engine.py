@@ -4,6 +4,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
+import orjson
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
@@ -18,15 +19,18 @@ T = TypeVar("T")
 def create_engine(settings: DatabaseSettings, *, pooled: bool = True) -> AsyncEngine:
     """`pooled` False: a fresh connection per use (for a health probe)."""
     url = make_url(settings.url)
-    unpooled = {} if pooled else {"poolclass": NullPool}
+    # Attributes are JSON: orjson reads a profile's in about a microsecond.
+    options: dict = {"json_serializer": _json, "json_deserializer": orjson.loads}
+    if not pooled:
+        options["poolclass"] = NullPool
     if url.get_backend_name() == "sqlite":
         _ensure_sqlite_folder(url.database)
         connect = {"timeout": settings.timeout_seconds}
-        engine = create_async_engine(url, connect_args=connect, **unpooled)
+        engine = create_async_engine(url, connect_args=connect, **options)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     if not pooled:
-        return create_async_engine(url, connect_args=_pg_limits(settings), poolclass=NullPool)
+        return create_async_engine(url, connect_args=_pg_limits(settings), **options)
     # No pre-ping: it costs every checkout a round trip. Readers on the request path
     # retry once on a connection found dead instead (`read_retrying`).
     return create_async_engine(
@@ -34,7 +38,12 @@ def create_engine(settings: DatabaseSettings, *, pooled: bool = True) -> AsyncEn
         pool_size=settings.pool_size,
         pool_timeout=settings.timeout_seconds,
         connect_args=_pg_limits(settings),
+        **options,
     )
+
+
+def _json(value: object) -> str:
+    return orjson.dumps(value).decode()
 
 
 def _pg_limits(settings: DatabaseSettings) -> dict:

@@ -1,6 +1,7 @@
 """Request-time reads: one statement for a whole micro-batch of users.
 
-Each user comes back as one row: the attributes, and the most recent `limit` events
+Each user comes back as one row: the attributes (one JSON column, whatever the catalog
+declares), and the most recent `limit` events
 aggregated in the database (PostgreSQL: two ARRAY(subquery) columns; SQLite: one JSON
 array), read newest first by a backward scan of the covering index on
 (user_id, occurred_at, id, item_id, rating). Ties in time break by insertion id, exactly
@@ -17,24 +18,18 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.db.tables import interactions, users
 
-# The user attributes a profile carries, by the feature names the models use for them.
-PROFILE_ATTRIBUTES = ("user_id", "age", "gender", "occupation", "zip_code")
-_COLUMNS = (users.c.id, users.c.age, users.c.gender, users.c.occupation, users.c.zip_code)
+_COLUMNS = (users.c.id, users.c.attributes)
 
 
 @dataclass(frozen=True)
 class UserProfile:
     user_id: str
-    age: int | None
-    gender: str | None
-    occupation: str | None
-    zip_code: str | None
+    # The catalog's user fields by name, as stored (strings, numbers, null); {} for a
+    # catalog without user attributes.
+    attributes: dict[str, Any] = field(default_factory=dict)
     history: list[str] = field(default_factory=list)  # item ids, most recent first
     # The rating of each history entry (None: the event had none); parallel to history.
     history_ratings: list[float | None] = field(default_factory=list)
-
-    def attributes(self) -> dict:
-        return {name: getattr(self, name) for name in PROFILE_ATTRIBUTES}
 
 
 async def fetch_profiles(
@@ -54,7 +49,7 @@ async def fetch_profiles(
 
 
 def _profile(row: Any, history: list[str], ratings: list[float | None]) -> UserProfile:
-    return UserProfile(row[0], row[1], row[2], row[3], row[4], history, ratings)
+    return UserProfile(row[0], row[1] or {}, history, ratings)
 
 
 def _recent(*columns: Any) -> Select:

@@ -191,6 +191,7 @@ async def test_list_is_ordered_by_the_exported_rankers_score(
     import tensorflow as tf
 
     from app.db.engine import create_engine
+    from training.contract import build_contract
     from training.dataset import item_columns, read_catalog
 
     body = (await client.get(url(client, "recommendations", user_id="1"), params={"k": 20})).json()
@@ -214,15 +215,17 @@ async def test_list_is_ordered_by_the_exported_rankers_score(
     finally:
         await engine.dispose()
     n = len(items)
+    rows = np.searchsorted(catalog.item_ids.astype(str), items)  # item ids are sorted
+    contract = build_contract(catalog, length)
     pairs = {
         "user_id": tf.constant(["1"] * n),
-        "age": tf.constant([24] * n, dtype=tf.int64),
+        "age": tf.constant([24] * n, dtype=tf.float32),
         "gender": tf.constant(["M"] * n),
         "occupation": tf.constant(["technician"] * n),
         "zip_code": tf.constant(["85711"] * n),
         "history": tf.constant([[e[2] for e in recent] + [""] * pad] * n),
         "history_ratings": tf.constant([[e[3] for e in recent] + [np.nan] * pad] * n),
-        **{f: tf.constant(v) for f, v in item_columns(catalog, items).items()},
+        **{f: tf.constant(v) for f, v in item_columns(catalog, rows, contract).items()},
     }
     ranker = tf.saved_model.load(str(folder / "ranker")).signatures["serving_default"]
     expected = ranker(**pairs)["score"].numpy()

@@ -14,6 +14,7 @@ from app.serving import RecommendRequest
 from app.version import ModelVersion
 from tests.model.test_ranking import assert_fast_path_matches_the_full_ranker, full_ranker
 from training import export
+from training.catalog_files import read_interactions, read_items, read_users
 
 pytestmark = pytest.mark.model
 
@@ -23,26 +24,31 @@ def version(artifacts_dir: Path) -> ModelVersion:
     return load_live(artifacts_dir)
 
 
+def _rows(read, movielens) -> list:  # type: ignore[no-untyped-def]
+    return [row for batch in read(movielens.config, movielens.folder) for row in batch]
+
+
 def profile(movielens, user_id: str) -> UserProfile:  # type: ignore[no-untyped-def]
-    """A MovieLens user as the app reads them: attributes, and all events newest first."""
-    user = next(u for u in movielens.users if u["id"] == user_id)
-    events = [e for e in movielens.interactions if e["user_id"] == user_id][::-1]
-    attributes = [user[name] for name in ("age", "gender", "occupation", "zip_code")]
-    history = [e["item_id"] for e in events], [e["rating"] for e in events]
-    return UserProfile(user_id, *attributes, *history)
+    """A MovieLens user as the app reads them: attributes, and all events newest first
+    (time order, same-second events in file order, as the catalog config loads them)."""
+    user = next(u for u in _rows(read_users, movielens) if u.id == user_id)
+    events = [e for e in _rows(read_interactions, movielens) if e.user_id == user_id]
+    events.sort(key=lambda e: (e.occurred_at, e.line), reverse=True)
+    history = [e.item_id for e in events], [e.rating for e in events]
+    return UserProfile(user_id, user.attributes, *history)
 
 
 def test_served_lists_equal_the_full_ranker_on_movielens(
     artifacts_dir: Path, version: ModelVersion, movielens
 ) -> None:
     known, unseen = profile(movielens, "1"), profile(movielens, "900")  # 900: not trained on
-    stranger = UserProfile("stranger", None, None, None, None, ["50", "181"], [5.0, None])
+    stranger = UserProfile("stranger", {}, ["50", "181"], [5.0, None])
     requests = [
         RecommendRequest(known, 10, known.history),
         RecommendRequest(unseen, 100, unseen.history),  # k = the ranker's candidates
         RecommendRequest(stranger, 10),
     ]
-    items = {item["id"]: item for item in movielens.items}
+    items = {item.id: item.attributes for item in _rows(read_items, movielens)}
     full = full_ranker(artifacts_dir / version.version)
     served = assert_fast_path_matches_the_full_ranker(full, version, requests, items)
     assert [len(r.rows) for r in served] == [10, 100, 10]

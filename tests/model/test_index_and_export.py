@@ -24,11 +24,12 @@ from app.settings import ArtifactSettings, Settings
 from app.version import ItemMetadata, ModelVersion
 from models import features as F
 from tests.model.test_towers import CONFIG as TOWER_CONFIG
-from tests.model.test_towers import tiny_catalog
+from tests.model.test_towers import item, tiny_catalog
 from tests.versions import bare_version
 from training import export, pipeline
 from training.config import IndexConfig
-from training.dataset import Catalog, item_columns, item_metadata, leave_last_out, vocabularies
+from training.contract import build_contract
+from training.dataset import Catalog, item_columns, leave_last_out
 from training.evaluate import popular_items
 from training.metrics import recall_at_k
 from training.train import build_model, embed
@@ -163,23 +164,28 @@ def catalog() -> Catalog:
 @pytest.fixture(scope="module")
 def model(catalog: Catalog):
     tf.keras.utils.set_random_seed(CONFIG.seed)
-    return build_model(vocabularies(catalog), CONFIG)
+    return build_model(build_contract(catalog, HISTORY_LENGTH), CONFIG)
+
+
+def every_item(catalog: Catalog, model) -> dict[str, np.ndarray]:  # type: ignore[no-untyped-def]
+    """The candidate tower's inputs for every catalog row, in index order."""
+    return item_columns(catalog, np.arange(len(catalog.item_ids)), model.contract)
 
 
 @pytest.fixture(scope="module")
 def item_vectors(model, catalog: Catalog) -> tuple[list[str], np.ndarray]:
-    item_ids = sorted(catalog.items)
-    return item_ids, embed(model.candidate_tower, item_columns(catalog, item_ids), 64)
+    item_ids = sorted(str(i) for i in range(1, 9))  # the tiny catalog's ids, sorted
+    return item_ids, embed(model.candidate_tower, every_item(catalog, model), 64)
 
 
 def raw_queries() -> dict[str, tf.Tensor]:
     """Known and unknown users, a short, a full and an empty history."""
     return {
         F.USER_ID: tf.constant(["1", "3", "stranger"]),
-        F.AGE: tf.constant([24, 0, 61], dtype=tf.int64),
-        F.GENDER: tf.constant(["M", "", "F"]),
-        F.OCCUPATION: tf.constant(["student", "writer", "astronaut"]),
-        F.ZIP_CODE: tf.constant(["10001", "", "00000"]),
+        "age": tf.constant([24, NAN, 61], dtype=tf.float32),
+        "gender": tf.constant(["M", "", "F"]),
+        "occupation": tf.constant(["student", "writer", "astronaut"]),
+        "zip_code": tf.constant(["10001", "", "00000"]),
         F.HISTORY: tf.constant([["2", "", ""], ["4", "7", "1"], ["", "", ""]]),
         F.HISTORY_RATINGS: tf.constant(
             [[4.0, NAN, NAN], [NAN, 2.0, 5.0], [NAN] * 3], dtype=tf.float32
@@ -191,10 +197,16 @@ def profiles() -> list[UserProfile]:
     """The users of raw_queries() as the app reads them: None for missing attributes,
     histories of any length."""
     return [
-        UserProfile("1", 24, "M", "student", "10001", ["2"], [4.0]),
-        UserProfile("3", None, None, "writer", None, ["4", "7", "1", "5"], [None, 2.0, 5.0, 1.0]),
-        UserProfile("stranger", 61, "F", "astronaut", "00000", []),
+        UserProfile("1", attributes(24, "M", "student", "10001"), ["2"], [4.0]),
+        UserProfile(
+            "3", attributes(None, None, "writer", None), ["4", "7", "1", "5"], [None, 2.0, 5.0, 1.0]
+        ),
+        UserProfile("stranger", attributes(61, "F", "astronaut", "00000"), []),
     ]
+
+
+def attributes(age, gender, occupation, zip_code) -> dict:  # type: ignore[no-untyped-def]
+    return {"age": age, "gender": gender, "occupation": occupation, "zip_code": zip_code}
 
 
 def publish(artifacts_dir: Path, trained: pipeline.Trained) -> Path:
@@ -208,8 +220,8 @@ def publish(artifacts_dir: Path, trained: pipeline.Trained) -> Path:
 @pytest.fixture(scope="module")
 def retrieval_dir(tmp_path_factory, catalog: Catalog, model) -> Path:
     """A retrieval-only version exported by the pipeline's own export step and made live."""
-    split = leave_last_out(catalog, HISTORY_LENGTH)
-    trained = pipeline.Trained(CONFIG, catalog, split, model, None, sorted(catalog.items), {})
+    split = leave_last_out(catalog, model.contract)
+    trained = pipeline.Trained(CONFIG, catalog, split, model, None, {})
     return publish(tmp_path_factory.mktemp("artifacts"), trained).parent
 
 
@@ -228,7 +240,8 @@ def test_live_version_is_the_published_one(live: ModelVersion, retrieval_dir: Pa
         "reorder_num_neighbors": 0,
     }
     assert live.history_length == HISTORY_LENGTH and live.history_feature == F.HISTORY
-    split = leave_last_out(tiny_catalog(), HISTORY_LENGTH)
+    catalog = tiny_catalog()
+    split = leave_last_out(catalog, build_contract(catalog, HISTORY_LENGTH))
     assert live.popular == popular_items(split, CONFIG.popular_items)
 
 
@@ -240,8 +253,9 @@ def test_catalog_files_are_in_index_row_order(live: ModelVersion, catalog, item_
         "item_vectors": {"embedding": {"file": "item_vectors/embedding.npy", "dim": 8}},
         "metadata": "metadata.jsonl",
     }
+    # The catalog's metadata fields of each item's record (genres as a list, no url).
     assert [live.metadata.get(row) for row in range(len(live.metadata))] == [
-        item_metadata(catalog.items[i]) for i in item_ids
+        {**item(int(i)), "genres": item(int(i))["genres"].split("|"), "url": None} for i in item_ids
     ]
 
 
@@ -268,11 +282,11 @@ def test_query_tower_holds_only_what_serving_loads(retrieval_dir: Path, live: Mo
 
 
 def test_exported_item_signature_matches_the_tower_in_batches(
-    retrieval_dir: Path, live: ModelVersion, catalog, item_vectors
+    retrieval_dir: Path, live: ModelVersion, catalog, model, item_vectors
 ) -> None:
     item_ids, vectors = item_vectors
     path = retrieval_dir / live.version / ITEM_TOWER
-    exported = export.item_vectors(path, item_columns(catalog, item_ids), batch_size=3)
+    exported = export.item_vectors(path, every_item(catalog, model), batch_size=3)
     assert list(exported) == ["embedding"]
     np.testing.assert_allclose(exported["embedding"], vectors, rtol=1e-6, atol=1e-6)
     written = np.load(retrieval_dir / live.version / "item_vectors" / "embedding.npy")

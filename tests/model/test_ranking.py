@@ -11,6 +11,7 @@ import tensorflow as tf
 
 from app.artifacts import ArtifactError, load_version
 from app.candidates import retrieve
+from app.catalog import CatalogConfig, Kind
 from app.db.queries import UserProfile
 from app.inputs import call_model, profile_columns
 from app.manifest import ITEM_TOWER, QUERY_TOWER
@@ -23,7 +24,8 @@ from tests.model.test_index_and_export import profiles, publish
 from tests.model.test_towers import CONFIG as TOWER_CONFIG
 from tests.model.test_towers import tiny_catalog
 from training import pipeline
-from training.dataset import item_features, leave_last_out, user_features, vocabularies
+from training.contract import build_contract
+from training.dataset import Catalog, example_columns, leave_last_out, model_values
 from training.export import RATING_INPUTS
 from training.train import build_model, build_ranker, fit
 
@@ -36,10 +38,14 @@ NAN = float("nan")
 VARIANTS = {"dcn-blend": (True, 0.5), "plain-blend": (False, 0.5), "dcn-no-blend": (True, 0.0)}
 
 
-def catalog_with_ratings():
-    catalog = tiny_catalog()
-    catalog.ratings = {u: list(RATINGS) for u in catalog.sequences}
-    return catalog
+def catalog_with_ratings() -> Catalog:
+    return tiny_catalog(ratings={str(u): list(RATINGS) for u in range(1, 7)})
+
+
+def stored_items(catalog: Catalog) -> dict[str, dict]:
+    """Each item's attributes by id, as the catalog stores them."""
+    ids = catalog.item_ids.tolist()
+    return {item: {n: c[row] for n, c in catalog.items.items()} for row, item in enumerate(ids)}
 
 
 @pytest.fixture(scope="module", params=list(VARIANTS))
@@ -47,7 +53,8 @@ def trained(request) -> pipeline.Trained:
     use_cross, blend = VARIANTS[request.param]
     tf.keras.utils.set_random_seed(TOWER_CONFIG.seed)
     catalog = catalog_with_ratings()
-    split = leave_last_out(catalog, TOWER_CONFIG.history_length)
+    contract = build_contract(catalog, TOWER_CONFIG.history_length)
+    split = leave_last_out(catalog, contract)
     config = TOWER_CONFIG.model_copy(deep=True)
     config.ranker = config.ranker.model_copy(
         update={
@@ -59,14 +66,12 @@ def trained(request) -> pipeline.Trained:
             "candidates": 6,  # of 8 items: a deep request ranks more than the candidates
         }
     )
-    vocab = vocabularies(catalog)
-    retrieval = build_model(vocab, config)
-    fit(retrieval, split.train, config)
-    mean = float(np.nanmean(split.train[F.RATING]))
-    ranker = build_ranker(vocab, config, mean, retrieval)
-    losses = {"ranker": fit(ranker, split.train, config, epochs=config.ranker.epochs)}
-    item_ids = sorted(catalog.items)
-    return pipeline.Trained(config, catalog, split, retrieval, ranker, item_ids, losses)
+    retrieval = build_model(contract, config)
+    fit(retrieval, split, config)
+    mean = float(np.nanmean(split.train_pairs()[2]))
+    ranker = build_ranker(contract, config, mean, retrieval)
+    losses = {"ranker": fit(ranker, split, config, epochs=config.ranker.epochs)}
+    return pipeline.Trained(config, catalog, split, retrieval, ranker, losses)
 
 
 @pytest.fixture(scope="module")
@@ -93,16 +98,16 @@ def full(published: Path):  # type: ignore[no-untyped-def]
 def pairs() -> dict[str, tf.Tensor]:
     return {
         F.USER_ID: tf.constant(["1", "2", "stranger"]),
-        F.AGE: tf.constant([25, 32, 0], dtype=tf.int64),
-        F.GENDER: tf.constant(["F", "M", ""]),
-        F.OCCUPATION: tf.constant(["writer", "doctor", "x"]),
-        F.ZIP_CODE: tf.constant(["10001", "20001", ""]),
+        "age": tf.constant([25, 32, NAN], dtype=tf.float32),
+        "gender": tf.constant(["F", "M", ""]),
+        "occupation": tf.constant(["writer", "doctor", "x"]),
+        "zip_code": tf.constant(["10001", "20001", ""]),
         F.HISTORY: tf.constant([["2", "3", ""], ["4", "", ""], ["", "", ""]]),
         F.HISTORY_RATINGS: tf.constant([[5.0, 1.0, NAN], [NAN, NAN, NAN], [NAN] * 3]),
         F.ITEM_ID: tf.constant(["5", "6", "new-item"]),
-        F.GENRES: tf.constant(["Action", "Comedy|Drama", ""]),
-        F.RELEASE_DATE: tf.constant(["01-Jan-1975", "", "1999"]),
-        F.TITLE: tf.constant(["Film number 5 (1975)", "Film number 6", ""]),
+        "genres": tf.constant(["Action", "Comedy|Drama", ""]),
+        "release_date": tf.constant(["01-Jan-1975", "", "1999"]),
+        "title": tf.constant(["Film number 5 (1975)", "Film number 6", ""]),
     }
 
 
@@ -112,7 +117,7 @@ def test_multi_task_training_lowers_the_loss(trained) -> None:
 
 
 def test_rating_head_learns_the_ratings(trained) -> None:
-    train = trained.split.train
+    train = example_columns(trained.split, trained.split.train_positions)
     predicted = trained.ranker(train)["rating"].numpy()
     truth = train[F.RATING]
     baseline = np.sqrt(np.mean((truth - truth.mean()) ** 2))
@@ -121,12 +126,12 @@ def test_rating_head_learns_the_ratings(trained) -> None:
 
 def test_score_adds_retrieval_logit_and_rating_blend(trained) -> None:
     config, retrieval, ranker = trained.config, trained.retrieval, trained.ranker
-    features = pairs()
+    features, contract = pairs(), ranker.contract
     out = ranker(features)
     base = (
         tf.reduce_sum(
-            retrieval.query_tower({k: features[k] for k in F.QUERY_FEATURES})
-            * retrieval.candidate_tower({k: features[k] for k in F.CANDIDATE_FEATURES}),
+            retrieval.query_tower({k: features[k] for k in contract.query_features})
+            * retrieval.candidate_tower({k: features[k] for k in contract.candidate_features}),
             axis=1,
         )
         / config.temperature
@@ -152,8 +157,12 @@ def test_exported_halves_compose_to_the_ranker(trained, published: Path) -> None
     signatures = tf.saved_model.load(str(published / QUERY_TOWER)).signatures
     item_side = tf.saved_model.load(str(published / ITEM_TOWER)).signatures["items"]
     features, ranker = pairs(), trained.ranker
-    users = signatures["serving_default"](**{k: features[k] for k in F.QUERY_FEATURES})
-    items = item_side(**{k: features[k] for k in F.CANDIDATE_FEATURES})
+    query_features, candidate_features = (
+        ranker.contract.query_features,
+        ranker.contract.candidate_features,
+    )
+    users = signatures["serving_default"](**{k: features[k] for k in query_features})
+    items = item_side(**{k: features[k] for k in candidate_features})
     halves = {name: users[name] if name in users else items[name] for name in RATING_INPUTS}
     rating = signatures["rating"](**halves)["rating"]
     relevance = tf.reduce_sum(users["ranking"] * items["ranking"], axis=1)
@@ -161,22 +170,37 @@ def test_exported_halves_compose_to_the_ranker(trained, published: Path) -> None
     expected = ranker(features)
     np.testing.assert_allclose(rating, expected["rating"], atol=1e-5)
     np.testing.assert_allclose(score, expected["score"], atol=1e-5)
-    embedding = trained.retrieval.query_tower({k: features[k] for k in F.QUERY_FEATURES})
+    embedding = trained.retrieval.query_tower({k: features[k] for k in query_features})
     np.testing.assert_allclose(users["embedding"], embedding, atol=1e-6)
 
 
-def pairs_for(profile: UserProfile, length: int, items: list[dict]) -> dict[str, tf.Tensor]:
-    """The pairs model's raw inputs for one user and each catalog row in `items`, built
-    as training builds them (not by the app's profile_columns)."""
-    stars = [NAN if r is None else r for r in profile.history_ratings]
-    user = {
-        **user_features({"id": profile.user_id, **profile.attributes()}),
-        F.HISTORY: (profile.history + [F.HISTORY_PAD] * length)[:length],
-        F.HISTORY_RATINGS: (stars + [NAN] * length)[:length],
+def as_inputs(values: list, kind: Kind) -> np.ndarray:
+    """Attribute values as the catalog stores them (numbers as float64, NaN for None)
+    turned into model inputs by training's own conversion."""
+    if kind == Kind.numeric:
+        stored = np.array([NAN if v is None else float(v) for v in values], dtype=np.float64)
+    else:
+        stored = np.empty(len(values), dtype=object)
+        stored[:] = values
+    return model_values(stored, kind)
+
+
+def pairs_for(
+    profile: UserProfile, config: CatalogConfig, length: int, ids: list[str], items: dict
+) -> dict[str, tf.Tensor]:
+    """The pairs model's raw inputs for one user and each item of `ids` (`items`: stored
+    attributes by id), built as training builds them (not by the app's profile_columns)."""
+    n, stars = len(ids), [NAN if r is None else r for r in profile.history_ratings]
+    columns = {
+        F.USER_ID: np.array([profile.user_id] * n, dtype=object),
+        F.HISTORY: np.array([(profile.history + [F.HISTORY_PAD] * length)[:length]] * n),
+        F.HISTORY_RATINGS: np.array([(stars + [NAN] * length)[:length]] * n, np.float32),
+        F.ITEM_ID: np.array(ids, dtype=object),
     }
-    rows = [{**user, **item_features(item)} for item in items]
-    columns = {name: np.array([row[name] for row in rows]) for name in rows[0]}
-    columns[F.HISTORY_RATINGS] = columns[F.HISTORY_RATINGS].astype(np.float32)
+    for spec in config.user_features():
+        columns[spec.name] = as_inputs([profile.attributes.get(spec.name)] * n, spec.kind)
+    for spec in config.item_features():
+        columns[spec.name] = as_inputs([items[i].get(spec.name) for i in ids], spec.kind)
     return {name: tf.constant(values) for name, values in columns.items()}
 
 
@@ -201,11 +225,13 @@ def assert_fast_path_matches_the_full_ranker(
 ) -> list[Ranked]:
     """recommend_batch (query side + precomputed item vectors) gives each request the same
     items, order and scores as the version's `full_ranker` on the same (user, candidate)
-    raw inputs."""
+    raw inputs (`items`: each item's stored attributes by id)."""
     served = recommend_batch(version, requests)
+    config = version.manifest.catalog
+    assert config is not None
     for request, ranked, rows in zip(requests, served, first_stage(version, requests), strict=True):
         ids = version.item_ids[rows].tolist()
-        pairs = pairs_for(request.profile, version.history_length, [items[i] for i in ids])
+        pairs = pairs_for(request.profile, config, version.history_length, ids, items)
         order, scores = best_first(full(**pairs)["score"], request.k)
         assert ranked.item_ids(version) == [ids[i] for i in order]
         np.testing.assert_allclose(ranked.scores, scores, rtol=0, atol=1e-5)
@@ -219,7 +245,8 @@ def test_fast_path_equals_the_full_ranker(trained, full, live: ModelVersion) -> 
         RecommendRequest(users[1], 20, ("1", "no-such-item")),  # k past the catalog
         RecommendRequest(users[2], 6),
     ]
-    served = assert_fast_path_matches_the_full_ranker(full, live, requests, trained.catalog.items)
+    items = stored_items(trained.catalog)
+    served = assert_fast_path_matches_the_full_ranker(full, live, requests, items)
     assert [len(r.rows) for r in served] == [3, 7, 6]
     assert live.ranking is not None
     blend = trained.config.ranker.rating_blend
@@ -238,9 +265,10 @@ def test_rank_orders_each_requests_candidates_by_the_ranker(trained, live) -> No
     ks = [3, 5]
     ranked = rank(live.ranking, outputs, found, ks)
     assert [len(rows) for rows, _ in ranked] == [3, 2]
+    items, config = stored_items(trained.catalog), trained.catalog.config
     for profile, rows, (got, scores), k in zip(users, candidates, ranked, ks, strict=True):
-        items = [trained.catalog.items[i] for i in live.item_ids[rows]]
-        pairs = pairs_for(profile, live.history_length, items)
+        ids = live.item_ids[rows].tolist()
+        pairs = pairs_for(profile, config, live.history_length, ids, items)
         order, expected = best_first(trained.ranker(pairs)["score"], k)
         assert got.tolist() == rows[order].tolist()
         np.testing.assert_allclose(scores, expected, atol=1e-5)

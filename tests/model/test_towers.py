@@ -1,13 +1,18 @@
 """The towers on raw features, and a few real training steps of the two-tower model."""
 
+import dataclasses
+from pathlib import Path
+
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from app.catalog import read_catalog_config
 from models import features as F
-from models.candidate_tower import release_year
+from models.layers import year_of
 from training.config import TrainConfig
-from training.dataset import Catalog, item_columns, leave_last_out, vocabularies
+from training.contract import build_contract
+from training.dataset import Catalog, item_columns, leave_last_out, query_columns
 from training.train import build_model, embed, fit
 
 pytestmark = pytest.mark.model
@@ -15,12 +20,14 @@ pytestmark = pytest.mark.model
 HISTORY_LENGTH = 3
 PAD = F.HISTORY_PAD
 GENRES = ["Action", "Comedy", "Drama", "Romance"]
+MOVIELENS_100K = read_catalog_config(
+    Path(__file__).resolve().parents[2] / "training" / "catalogs" / "movielens-100k.toml"
+)
 
 
 def user(u: int) -> dict:
     occupation = ["student", "writer", "doctor"][u % 3]
     return {
-        "id": str(u),
         "age": 18 + 7 * u,
         "gender": "MF"[u % 2],
         "occupation": occupation,
@@ -30,19 +37,23 @@ def user(u: int) -> dict:
 
 def item(i: int) -> dict:
     return {
-        "id": str(i),
         "title": f"Film number {i} (19{70 + i})",
         "genres": "|".join(GENRES[: 1 + i % 3]),
         "release_date": f"01-Jan-19{70 + i}",
     }
 
 
-def tiny_catalog() -> Catalog:
-    """6 users, 8 items; each user walks a different stride through the items."""
+def tiny_catalog(ratings: dict[str, list[float | None]] | None = None) -> Catalog:
+    """6 users, 8 items; each user walks a different stride through the items (6 events)."""
     users = {str(u): user(u) for u in range(1, 7)}
     items = {str(i): item(i) for i in range(1, 9)}
     sequences = {u: [str((int(u) * k) % 8 + 1) for k in range(1, 7)] for u in users}
-    return Catalog(users=users, items=items, sequences=sequences, fingerprint="tiny")
+    catalog = Catalog.from_records(MOVIELENS_100K, users, items, sequences, ratings)
+    return dataclasses.replace(catalog, fingerprint="tiny")
+
+
+def item_rows(catalog: Catalog, ids: list[str]) -> np.ndarray:
+    return np.searchsorted(catalog.item_ids, ids)
 
 
 CONFIG = TrainConfig(
@@ -58,25 +69,25 @@ CONFIG = TrainConfig(
 @pytest.fixture(scope="module")
 def model():
     tf.keras.utils.set_random_seed(CONFIG.seed)
-    return build_model(vocabularies(tiny_catalog()), CONFIG)
+    return build_model(build_contract(tiny_catalog(), HISTORY_LENGTH), CONFIG)
 
 
 def queries(user_ids, histories, zip_codes=None) -> dict[str, tf.Tensor]:
     n = len(user_ids)
     return {
         F.USER_ID: tf.constant(user_ids),
-        F.AGE: tf.constant([30] * n, dtype=tf.int64),
-        F.GENDER: tf.constant(["F"] * n),
-        F.OCCUPATION: tf.constant(["writer"] * n),
-        F.ZIP_CODE: tf.constant(zip_codes or ["10001"] * n),
+        "age": tf.constant([30] * n, dtype=tf.float32),
+        "gender": tf.constant(["F"] * n),
+        "occupation": tf.constant(["writer"] * n),
+        "zip_code": tf.constant(zip_codes or ["10001"] * n),
         F.HISTORY: tf.constant(histories),
         F.HISTORY_RATINGS: tf.fill([n, len(histories[0])], float("nan")),
     }
 
 
 def test_release_year_is_parsed_inside_the_model() -> None:
-    years = release_year(tf.constant(["01-Jan-1995", "", "1997", "unknown"]))
-    assert years.numpy().tolist() == [1995.0, 0.0, 1997.0, 0.0]
+    years = year_of(tf.constant(["01-Jan-1995", "", "1997", "unknown"])).numpy()
+    np.testing.assert_array_equal(years, [1995.0, np.nan, 1997.0, np.nan])
 
 
 def test_unknown_user_zip_and_empty_history_give_finite_embeddings(model) -> None:
@@ -88,7 +99,8 @@ def test_unknown_user_zip_and_empty_history_give_finite_embeddings(model) -> Non
 
 def test_normalized_towers_give_unit_rows(model) -> None:
     batch = queries(["1", "2", "unknown"], [["1", "2", "3"], [PAD] * 3, ["8", "7", PAD]])
-    items = item_columns(tiny_catalog(), ["1", "5", "8"])
+    catalog = tiny_catalog()
+    items = item_columns(catalog, item_rows(catalog, ["1", "5", "8"]), model.contract)
     for vectors in (model.query_tower(batch), model.candidate_tower(items)):
         np.testing.assert_allclose(np.linalg.norm(vectors.numpy(), axis=1), 1.0, rtol=1e-5)
 
@@ -110,17 +122,18 @@ def test_padding_slots_do_not_change_the_query_embedding(model) -> None:
 
 
 def test_candidate_embedding_uses_content_features(model) -> None:
-    base = item_columns(tiny_catalog(), ["3", "3", "3"])
-    base[F.GENRES] = np.array(["Drama", "Action", "Drama"])
-    base[F.RELEASE_DATE] = np.array(["01-Jan-1975", "01-Jan-1975", "01-Jan-1995"])
+    catalog = tiny_catalog()
+    base = item_columns(catalog, item_rows(catalog, ["3", "3", "3"]), model.contract)
+    base["genres"] = np.array(["Drama", "Action", "Drama"])
+    base["release_date"] = np.array(["01-Jan-1975", "01-Jan-1975", "01-Jan-1995"])
     vectors = model.candidate_tower(base).numpy()
     assert not np.allclose(vectors[0], vectors[1], atol=1e-4)  # genre differs
     assert not np.allclose(vectors[0], vectors[2], atol=1e-4)  # release year differs
 
 
 def test_embed_in_batches_equals_one_call(model) -> None:
-    ids = [str(i) for i in range(1, 9)]
-    columns = item_columns(tiny_catalog(), ids)
+    catalog = tiny_catalog()
+    columns = item_columns(catalog, np.arange(len(catalog.item_ids)), model.contract)
     batched = embed(model.candidate_tower, columns, batch_size=3)
     whole = model.candidate_tower({k: tf.constant(v) for k, v in columns.items()}).numpy()
     assert batched.shape == (8, CONFIG.embedding_dim)
@@ -130,12 +143,14 @@ def test_embed_in_batches_equals_one_call(model) -> None:
 def test_two_tower_model_learns_on_a_tiny_dataset() -> None:
     data = tiny_catalog()
     tf.keras.utils.set_random_seed(CONFIG.seed)
-    model = build_model(vocabularies(data), CONFIG)
-    split = leave_last_out(data, HISTORY_LENGTH)
-    before = model.query_tower(split.test_queries).numpy()
-    losses = fit(model, split.train, CONFIG)
+    contract = build_contract(data, HISTORY_LENGTH)
+    model = build_model(contract, CONFIG)
+    split = leave_last_out(data, contract)
+    test = query_columns(split, split.test_positions, split.test_user_rows)
+    before = model.query_tower(test).numpy()
+    losses = fit(model, split, CONFIG)
     assert len(losses) == CONFIG.epochs
     assert np.isfinite(losses).all()
     assert losses[-1] < losses[0]
-    after = model.query_tower(split.test_queries).numpy()
+    after = model.query_tower(test).numpy()
     assert not np.allclose(before, after, atol=1e-3)

@@ -5,7 +5,9 @@ import math
 import numpy as np
 import pytest
 
-from training.dataset import Split
+from app.catalog import parse_catalog_config
+from training.contract import build_contract
+from training.dataset import Catalog, Split, leave_last_out
 from training.evaluate import evaluate_scores, popular_items, popularity_scores
 from training.metrics import hit_rate, ndcg, recall_at_k, summarize, target_ranks
 
@@ -83,15 +85,24 @@ def test_recall_of_no_queries_is_perfect() -> None:
 ITEM_IDS = ["a", "b", "c", "d", "e"]
 
 
-def toy_split() -> Split:
-    """Three held-out users; the training counts are a:3 b:2 c:1 d:1 e:0."""
-    return Split(
-        train={},
-        test_queries={},
-        test_items=["c", "b", "e"],
-        test_seen=[["a", "b"], ["a"], ["b", "c"]],
-        train_item_counts={"a": 3, "b": 2, "c": 1, "d": 1},
+def toy_split(names: dict[str, str] | None = None) -> Split:
+    """Three held-out users; the training counts are a:3 b:2 c:1 d:1 e:0.
+
+    u1 saw a, b and is tested on c; u2 saw a, tested on b; u3 saw b, c, tested on e;
+    u4 and u5 have a single event each (a, d), which they train on. `names` renames items.
+    """
+    name = names or {i: i for i in ITEM_IDS}
+    config = parse_catalog_config(
+        {"name": "toy", "items": {"file": "items.csv"}, "interactions": {"file": "events.csv"}}
     )
+    sequences = {"u1": "abc", "u2": "ab", "u3": "bce", "u4": "a", "u5": "d"}
+    data = Catalog.from_records(
+        config,
+        users={u: {} for u in sequences},
+        items={name[i]: {} for i in ITEM_IDS},
+        sequences={u: [name[i] for i in s] for u, s in sequences.items()},
+    )
+    return leave_last_out(data, build_contract(data, 1))
 
 
 def test_popularity_scores_give_every_user_the_training_counts() -> None:
@@ -128,10 +139,16 @@ def test_evaluate_scores_ranks_after_removing_each_users_seen_items() -> None:
 
 def test_evaluate_scores_maps_columns_through_item_ids() -> None:
     split = toy_split()
-    # The same popularity ranking with the columns listed in reverse order.
-    reversed_ids = ITEM_IDS[::-1]
+    # The same events with the items renamed so the catalog's rows (the score columns)
+    # are in reverse order: a -> "9", ..., e -> "5".
+    renamed = toy_split(dict(zip(ITEM_IDS, "98765", strict=True)))
+    reversed_ids = renamed.catalog.item_ids.tolist()
+    assert reversed_ids == ["5", "6", "7", "8", "9"]
+    assert popularity_scores(renamed, reversed_ids).tolist() == [[0, 1, 1, 2, 3]] * 3
     forward = evaluate_scores(popularity_scores(split, ITEM_IDS), split, ITEM_IDS, (1, 2))
-    backward = evaluate_scores(popularity_scores(split, reversed_ids), split, reversed_ids, (1, 2))
+    backward = evaluate_scores(
+        popularity_scores(renamed, reversed_ids), renamed, reversed_ids, (1, 2)
+    )
     assert forward == backward
 
 

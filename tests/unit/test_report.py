@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from training.dataset import Split
+from app.catalog import parse_catalog_config
+from training.contract import build_contract
+from training.dataset import Catalog, Split, leave_last_out
 from training.report import (
     CURVE_KS,
     method_metrics,
@@ -57,15 +59,17 @@ def test_method_metrics_of_a_rating_only_method() -> None:
 
 
 def toy_split() -> Split:
-    return Split(
-        train={},
-        test_queries={},
-        test_items=["c", "b"],
-        test_seen=[["a"], ["d"]],
-        train_item_counts={},
-        test_users=["u1", "u2"],
-        test_ratings=[None, None],
+    """Items a-d; u1 saw a and is tested on c, u2 saw d and is tested on b."""
+    config = parse_catalog_config(
+        {"name": "toy", "items": {"file": "items.csv"}, "interactions": {"file": "events.csv"}}
     )
+    data = Catalog.from_records(
+        config,
+        users={"u1": {}, "u2": {}},
+        items={i: {} for i in "abcd"},
+        sequences={"u1": ["a", "c"], "u2": ["d", "b"]},
+    )
+    return leave_last_out(data, build_contract(data, 1))
 
 
 def test_top_columns_skip_seen_items_best_first() -> None:
