@@ -16,10 +16,10 @@ from implicit.cpu.als import AlternatingLeastSquares
 from surprise import SVD, Dataset, Reader
 from threadpoolctl import threadpool_limits
 
-from models import features as F
-from training.dataset import Split
+from training.dataset import Split, ranges
 from training.evaluate import evaluate_scores
 from training.metrics import mae, rmse
+from training.sequential import Sequences
 
 # Fixed and small, so tuning takes the same ~20 s on every run (2 cores, ML-100K); a
 # wall-clock cut-off would make the chosen parameters depend on machine load.
@@ -34,35 +34,53 @@ SVD_GRID = [
     {"factors": f, "epochs": 20, "lr": 0.005, "reg": r} for f in (10, 50, 100) for r in (0.02, 0.1)
 ]
 TUNING_CUTOFFS = (10,)
+# EASE inverts a dense items x items matrix: 8 bytes x items^2, twice (the Gram matrix and
+# its inverse), plus a cubic-time inverse. 12,000 items is about 2.3 GB and under a minute
+# here; past it EASE is skipped, with the reason in the report.
+EASE_MAX_ITEMS = 12_000
 
 
-def interaction_matrix(split: Split, item_ids: list[str]) -> tuple[sp.csr_matrix, list[str]]:
-    """Binary [training users, items] matrix in item_ids column order, and its row user ids.
+def skipped(split: Split, item_ids: list[str]) -> dict[str, str]:
+    """Baselines that cannot run on this catalog, with the reason a report prints."""
+    reasons = {}
+    if len(item_ids) > EASE_MAX_ITEMS:
+        gigabytes = 16 * len(item_ids) ** 2 / 1e9
+        reasons["ease"] = (
+            f"{len(item_ids):,} items: EASE's dense item x item inverse needs about "
+            f"{gigabytes:.0f} GB (limit {EASE_MAX_ITEMS:,} items)"
+        )
+    if not np.isfinite(split.train_pairs()[2]).any():
+        reasons["svd"] = "the catalog has no explicit ratings for SVD to predict"
+    return reasons
 
-    Repeated interactions count once; items outside item_ids are dropped.
+
+def interaction_matrix(split: Split, item_ids: list[str]) -> tuple[sp.csr_matrix, np.ndarray]:
+    """Binary [users, items] matrix of the training examples (columns: item rows of the
+    catalog, which are `item_ids`' order), and the evaluated users' rows in it.
+
+    Rows are every catalog user (one without training events is an empty row). Repeated
+    interactions count once.
     """
-    column = {item: c for c, item in enumerate(item_ids)}
-    user_ids = sorted(set(split.train[F.USER_ID].tolist())) if split.train else []
-    row = {user: r for r, user in enumerate(user_ids)}
-    pairs = [
-        (row[u], column[i])
-        for u, i in zip(split.train.get(F.USER_ID, []), split.train.get(F.ITEM_ID, []), strict=True)
-        if i in column
-    ]
-    rows, cols = np.array(pairs, dtype=np.int64).reshape(-1, 2).T
-    matrix = sp.csr_matrix(
-        (np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(len(user_ids), len(item_ids))
-    )
+    users, items, _ = split.train_pairs()
+    shape = (len(split.catalog.user_ids), len(item_ids))
+    data = np.ones(len(users), dtype=np.float32)
+    matrix = sp.csr_matrix((data, (users, items)), shape=shape)
     matrix.data[:] = 1.0  # csr sums duplicates; a repeat is still one interaction
-    return matrix, user_ids
+    return matrix, split.test_user_rows
 
 
-def _test_rows(split: Split, user_ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Row of each evaluated user in the training matrix, and whether it has one."""
-    row = {user: r for r, user in enumerate(user_ids)}
-    known = np.array([u in row for u in split.test_users], dtype=bool)
-    rows = np.array([row.get(u, 0) for u in split.test_users], dtype=np.int64)
-    return rows, known
+def split_sequences(split: Split) -> tuple[Sequences, Sequences]:
+    """(every user's training items, each evaluated user's items before the held-out
+    one), both oldest first: the input of the order-aware baseline."""
+    catalog = split.catalog
+    users = catalog.event_users[split.train_positions]
+    train = Sequences.from_events(
+        users, catalog.event_items[split.train_positions], n_users=len(catalog.user_ids)
+    )
+    lengths = split.test_positions - catalog.starts[split.test_user_rows]
+    starts = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    seen = catalog.event_items[ranges(catalog.starts[split.test_user_rows], lengths)]
+    return train, Sequences(items=seen, starts=starts)
 
 
 def ease_scores(split: Split, item_ids: list[str], *, l2: float) -> np.ndarray:
@@ -70,16 +88,13 @@ def ease_scores(split: Split, item_ids: list[str], *, l2: float) -> np.ndarray:
 
     [test users, items]; the diagonal of B is zero, so an item never recommends itself.
     """
-    matrix, user_ids = interaction_matrix(split, item_ids)
+    matrix, rows = interaction_matrix(split, item_ids)
     gram = (matrix.T @ matrix).toarray().astype(np.float64)
     gram[np.diag_indices_from(gram)] += l2
     precision = np.linalg.inv(gram)
     weights = precision / -np.diag(precision)  # column j divided by -P[j, j]
     weights[np.diag_indices_from(weights)] = 0.0
-    rows, known = _test_rows(split, user_ids)
-    scores = np.asarray(matrix[rows] @ weights)
-    scores[~known] = 0.0
-    return scores
+    return np.asarray(matrix[rows] @ weights)
 
 
 def als_scores(
@@ -97,7 +112,7 @@ def als_scores(
     [test users, items]: the dot product of user and item factors. implicit >= 0.5 takes a
     user x item CSR; confidence is 1 + alpha for an interaction, 1 elsewhere.
     """
-    matrix, user_ids = interaction_matrix(split, item_ids)
+    matrix, rows = interaction_matrix(split, item_ids)
     # implicit parallelises over users itself; a BLAS thread pool on top only contends.
     with threadpool_limits(1, "blas"):
         model = AlternatingLeastSquares(
@@ -109,9 +124,9 @@ def als_scores(
             random_state=seed,
         )
         model.fit(matrix, show_progress=False)
-    rows, known = _test_rows(split, user_ids)
     scores = model.user_factors[rows] @ model.item_factors.T
-    scores[~known] = 0.0
+    # A user without training events has no factors worth ranking by.
+    scores[np.asarray(matrix[rows].sum(axis=1)).ravel() == 0] = 0.0
     return scores.astype(np.float64)
 
 
@@ -124,12 +139,14 @@ def svd_rating_predictions(
     unknown user or item drops out of the estimate (the global mean plus whichever
     biases are known), and predictions are clipped to the observed rating range.
     """
-    ratings = split.train[F.RATING].astype(np.float64)
+    user_rows, item_rows, ratings = split.train_pairs()
     rated = ~np.isnan(ratings)
     if not rated.any():
-        return np.full(len(split.test_users), np.nan)
-    users, items = split.train[F.USER_ID][rated].tolist(), split.train[F.ITEM_ID][rated].tolist()
-    stars = ratings[rated].tolist()
+        return np.full(len(split.test_positions), np.nan)
+    catalog = split.catalog
+    users = catalog.user_ids[user_rows[rated]].tolist()
+    items = catalog.item_ids[item_rows[rated]].tolist()
+    stars = ratings[rated].astype(np.float64).tolist()
     scale = (min(stars), max(stars))
     # (user, item, rating, timestamp) rows; surprise's DataFrame loader would need pandas.
     raw = [(u, i, r, None) for u, i, r in zip(users, items, stars, strict=True)]
@@ -142,17 +159,19 @@ def svd_rating_predictions(
 
 def global_mean_predictions(split: Split) -> np.ndarray:
     """The rating floor: every held-out rating predicted as the training mean."""
-    ratings = split.train[F.RATING].astype(np.float64)
-    return np.full(len(split.test_users), np.nanmean(ratings))
+    ratings = split.train_pairs()[2].astype(np.float64)
+    return np.full(len(split.test_positions), np.nanmean(ratings))
 
 
 def tune_baselines(validation_split: Split, item_ids: list[str], *, seed: int) -> dict[str, dict]:
     """Grid-search each baseline on the validation split (never on test items).
 
     EASE and ALS are picked by validation NDCG@10, SVD by validation RMSE; the first grid
-    entry wins a tie. Returns {name: {"params", "validation", "grid", "seconds"}}.
+    entry wins a tie. Returns {name: {"params", "validation", "grid", "seconds"}}, without
+    the baselines `skipped` names.
     """
     split = validation_split
+    leave_out = skipped(split, item_ids)
 
     def ranking(scores: np.ndarray) -> dict[str, float]:
         return evaluate_scores(scores, split, item_ids, TUNING_CUTOFFS)
@@ -160,18 +179,21 @@ def tune_baselines(validation_split: Split, item_ids: list[str], *, seed: int) -
     def rating(pred: np.ndarray) -> dict[str, float]:
         return {"rmse": rmse(pred, split.test_ratings), "mae": mae(pred, split.test_ratings)}
 
-    return {
-        "ease": _search(EASE_GRID, lambda p: ranking(ease_scores(split, item_ids, **p)), "ndcg@10"),
-        "als": _search(
+    searches = {
+        "ease": lambda: _search(
+            EASE_GRID, lambda p: ranking(ease_scores(split, item_ids, **p)), "ndcg@10"
+        ),
+        "als": lambda: _search(
             ALS_GRID, lambda p: ranking(als_scores(split, item_ids, seed=seed, **p)), "ndcg@10"
         ),
-        "svd": _search(
+        "svd": lambda: _search(
             SVD_GRID,
             lambda p: rating(svd_rating_predictions(split, seed=seed, **p)),
             "rmse",
             lower_is_better=True,
         ),
     }
+    return {name: search() for name, search in searches.items() if name not in leave_out}
 
 
 def _search(

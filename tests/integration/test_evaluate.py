@@ -16,6 +16,7 @@ METHODS = {
     "popularity",
     "EASE",
     "ALS (implicit)",
+    "item transitions (sequential)",
     "SVD (surprise)",
 }
 
@@ -65,7 +66,10 @@ def test_report_holds_every_method_with_its_metrics(evaluation) -> None:
     assert len(served["hr_curve"]) == 100
     assert report["methods"]["SVD (surprise)"]["rmse"] > 0
     assert report["methods"]["SVD (surprise)"]["hr@10"] is None
-    assert set(report["baseline_tuning"]) == {"ease", "als", "svd"}
+    assert set(report["baseline_tuning"]) == {"ease", "als", "svd", "sequential"}
+    assert report["skipped"] == {}  # MovieLens fits every baseline
+    sequential = report["methods"]["item transitions (sequential)"]
+    assert 0 < sequential["hr@10"] <= 1 and sequential["rmse"] is None
 
 
 def test_chart_and_table_are_produced(evaluation) -> None:

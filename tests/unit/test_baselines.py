@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from models import features as F
+from app.catalog import parse_catalog_config
 from training.baselines import (
     ALS_GRID,
     EASE_GRID,
@@ -12,53 +12,61 @@ from training.baselines import (
     ease_scores,
     global_mean_predictions,
     interaction_matrix,
+    skipped,
     svd_rating_predictions,
     tune_baselines,
 )
-from training.dataset import Split
+from training.contract import build_contract
+from training.dataset import Catalog, Split
 from training.metrics import rmse
+
+# Ids and events only: the baselines read no features.
+CONFIG = parse_catalog_config(
+    {"name": "tiny", "items": {"file": "items.csv"}, "interactions": {"file": "events.csv"}}
+)
 
 
 def make_split(
-    train: list[tuple[str, str, float]],
+    train: list[tuple[str, str, float | None]],
     test: list[tuple[str, str, float | None]],
+    items: list[str] | None = None,
 ) -> Split:
-    """A Split from (user, item, rating) training rows and one held-out row per user."""
-    users, items, ratings = zip(*train, strict=True)
-    seen = {u: [i for v, i, _ in train if v == u] for u, _, _ in test}
-    counts: dict[str, int] = {}
-    for item in items:
-        counts[item] = counts.get(item, 0) + 1
-    return Split(
-        train={
-            F.USER_ID: np.array(users),
-            F.ITEM_ID: np.array(items),
-            F.RATING: np.array(ratings, dtype=np.float64),
-        },
-        test_queries={},
-        test_items=[i for _, i, _ in test],
-        test_seen=[seen[u] for u, _, _ in test],
-        train_item_counts=counts,
-        test_users=[u for u, _, _ in test],
-        test_ratings=[r for _, _, r in test],
+    """A Split from (user, item, rating) training rows and one held-out row per user (in
+    the order given): each user's events are the training rows, then the held-out one,
+    so the split is leave-last-out except for users without a held-out row."""
+    users = list(dict.fromkeys([u for u, _, _ in train] + [u for u, _, _ in test]))
+    events = {u: [(i, r) for v, i, r in train if v == u] for u in users}
+    for u, i, r in test:
+        events[u].append((i, r))
+    data = Catalog.from_records(
+        CONFIG,
+        users={u: {} for u in users},
+        items={i: {} for i in items or sorted({i for _, i, _ in train + test})},
+        sequences={u: [i for i, _ in e] for u, e in events.items()},
+        ratings={u: [r for _, r in e] for u, e in events.items()},
     )
+    row = {u: r for r, u in enumerate(data.user_ids.tolist())}
+    tested = np.array([row[u] for u, _, _ in test], dtype=np.int64)
+    test_positions = data.starts[tested + 1] - 1
+    train_positions = np.setdiff1d(np.arange(data.events), test_positions)
+    counts = np.bincount(data.event_items[train_positions], minlength=len(data.item_ids))
+    return Split(data, build_contract(data, 1), train_positions, test_positions, tested, counts)
 
 
 # u1 and u2 (training only) both watched a and b; u3 watched c and d; u4 saw only a.
 TINY_ITEMS = ["a", "b", "c", "d", "e"]
-TINY = make_split(
-    train=[
-        ("u1", "a", 5.0),
-        ("u1", "b", 4.0),
-        ("u2", "a", 4.0),
-        ("u2", "b", 5.0),
-        ("u2", "a", 3.0),  # a repeat counts once
-        ("u3", "c", 2.0),
-        ("u3", "d", 3.0),
-        ("u4", "a", 4.0),
-    ],
-    test=[("u4", "b", 4.0), ("u3", "a", None)],
-)
+TINY_TRAIN = [
+    ("u1", "a", 5.0),
+    ("u1", "b", 4.0),
+    ("u2", "a", 4.0),
+    ("u2", "b", 5.0),
+    ("u2", "a", 3.0),  # a repeat counts once
+    ("u3", "c", 2.0),
+    ("u3", "d", 3.0),
+    ("u4", "a", 4.0),
+]
+TINY_TEST = [("u4", "b", 4.0), ("u3", "a", None)]
+TINY = make_split(TINY_TRAIN, TINY_TEST, TINY_ITEMS)
 
 
 def ease_oracle(x: np.ndarray, l2: float) -> np.ndarray:
@@ -68,8 +76,9 @@ def ease_oracle(x: np.ndarray, l2: float) -> np.ndarray:
 
 
 def test_interaction_matrix_is_binary_over_all_training_users() -> None:
-    matrix, users = interaction_matrix(TINY, TINY_ITEMS)
-    assert users == ["u1", "u2", "u3", "u4"]
+    matrix, rows = interaction_matrix(TINY, TINY_ITEMS)
+    assert TINY.catalog.user_ids.tolist() == ["u1", "u2", "u3", "u4"]  # the matrix's rows
+    assert rows.tolist() == [3, 2]  # u4 and u3, the evaluated users in test order
     assert matrix.toarray().tolist() == [
         [1, 1, 0, 0, 0],
         [1, 1, 0, 0, 0],  # u2's second "a" does not make a 2
@@ -96,10 +105,18 @@ def test_ease_ranks_a_co_occurring_item_above_one_that_never_co_occurs() -> None
     assert u4["c"] == pytest.approx(0.0) and u4["e"] == pytest.approx(0.0)
 
 
-def test_ease_columns_follow_item_ids() -> None:
-    reordered = TINY_ITEMS[::-1]
+def test_ease_columns_follow_the_catalogs_item_rows() -> None:
+    # The same events with items renamed so that their sorted order (the catalog's
+    # rows, the score columns) is reversed: a -> "9", ..., e -> "5".
+    renamed = dict(zip(TINY_ITEMS, "98765", strict=True))
+    reordered = make_split(
+        [(u, renamed[i], r) for u, i, r in TINY_TRAIN],
+        [(u, renamed[i], r) for u, i, r in TINY_TEST],
+        list(renamed.values()),
+    )
+    assert reordered.catalog.item_ids.tolist() == ["5", "6", "7", "8", "9"]
     forward = ease_scores(TINY, TINY_ITEMS, l2=1.0)
-    backward = ease_scores(TINY, reordered, l2=1.0)
+    backward = ease_scores(reordered, reordered.catalog.item_ids.tolist(), l2=1.0)
     assert np.allclose(forward, backward[:, ::-1])
 
 
@@ -109,7 +126,6 @@ def block_split(seed: int = 0) -> tuple[Split, list[str]]:
     Each user watched 8 of the 12 items of their block; the held-out item is a ninth.
     """
     rng = np.random.default_rng(seed)
-    items = [f"A{i}" for i in range(12)] + [f"B{i}" for i in range(12)]
     train, test = [], []
     for user in range(60):
         block = "A" if user < 30 else "B"
@@ -117,7 +133,8 @@ def block_split(seed: int = 0) -> tuple[Split, list[str]]:
         for i in chosen[:8]:
             train.append((f"u{user}", f"{block}{i}", 4.0))
         test.append((f"u{user}", f"{block}{chosen[8]}", 4.0))
-    return make_split(train, test), items
+    split = make_split(train, test)
+    return split, split.catalog.item_ids.tolist()  # the score columns
 
 
 def test_als_ranks_every_unseen_in_block_item_above_every_out_of_block_item() -> None:
@@ -128,7 +145,8 @@ def test_als_ranks_every_unseen_in_block_item_above_every_out_of_block_item() ->
         split, items, factors=2, regularization=0.01, iterations=15, alpha=1.0, seed=0
     )
     assert scores.shape == (60, 24)
-    for row, (user, seen) in enumerate(zip(split.test_users, split.test_seen, strict=True)):
+    for row, user in enumerate(split.test_users):
+        seen = [items[c] for c in split.seen_rows(row)]
         block = "A" if int(user[1:]) < 30 else "B"
         unseen_in = [c for c, i in enumerate(items) if i[0] == block and i not in seen]
         outside = [c for c, i in enumerate(items) if i[0] != block]
@@ -194,3 +212,15 @@ def test_tuning_picks_the_best_validation_entry_of_each_grid() -> None:
         assert [t["params"] for t in result["grid"]] == grid
         assert result["params"] in grid
         assert result["validation"][key] == pick(t["validation"][key] for t in result["grid"])
+
+
+def test_without_explicit_ratings_svd_is_skipped_with_a_reason() -> None:
+    unrated = make_split(
+        [(u, i, None) for u, i, _ in TINY_TRAIN], [(u, i, None) for u, i, _ in TINY_TEST]
+    )
+    items = unrated.catalog.item_ids.tolist()
+    assert skipped(TINY, TINY_ITEMS) == {}
+    assert skipped(unrated, items) == {
+        "svd": "the catalog has no explicit ratings for SVD to predict"
+    }
+    assert set(tune_baselines(unrated, items, seed=0)) == {"ease", "als"}
