@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from app.filters import ItemFilters
 from app.manifest import (
     CANDIDATE_INDEX,
     ITEM_IDS,
@@ -84,7 +85,19 @@ def load_version(artifacts_dir: Path, version: str, *, verify: bool = True) -> M
         ranking=ranking,
         metadata=metadata,
         row_of={item: row for row, item in enumerate(item_ids.tolist())},
+        item_embeddings=vectors.get("embedding"),
+        filters=_filters(folder, manifest),
     )
+
+
+def _filters(folder: Path, manifest: Manifest) -> ItemFilters | None:
+    relative = manifest.serving.filters
+    if relative is None:
+        return None
+    try:
+        return ItemFilters.read(folder / relative)
+    except (OSError, ValueError) as exc:
+        raise ArtifactError(f"{folder / relative}: cannot read the filters ({exc})") from None
 
 
 def _manifest(folder: Path) -> Manifest:

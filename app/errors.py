@@ -13,6 +13,7 @@ from starlette.types import Message, Scope, Send
 from app.db.guard import DatabaseUnavailable
 from app.observe import set_outcome
 from app.schemas import ErrorBody, ErrorDetail, ErrorResponse
+from app.selection import UnknownFilter
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,14 @@ class NotFoundError(Exception):
     def __init__(self, message: str):
         super().__init__(message)
         self.message = message
+
+
+class InvalidEvents(Exception):
+    """Posted events that cannot be stored; `details` names each problem's field."""
+
+    def __init__(self, details: list[ErrorDetail]):
+        super().__init__("; ".join(f"{d.location}: {d.message}" for d in details))
+        self.details = details
 
 
 def error_response(status: int, code: str, message: str, details=(), headers=None) -> JSONResponse:  # type: ignore[no-untyped-def]
@@ -84,7 +93,8 @@ async def _validation(request: Request, exc: Exception) -> JSONResponse:
 
 async def _http(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
-    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    codes = {400: "malformed_body", 404: "not_found", 405: "method_not_allowed"}
+    code = codes.get(exc.status_code, "http_error")
     headers = dict(exc.headers or {})
     if "Allow" in headers:  # a 405 says what is allowed
         headers["Allow"] = allow_with_head(headers["Allow"])
@@ -94,6 +104,15 @@ async def _http(request: Request, exc: Exception) -> JSONResponse:
 async def _not_found(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, NotFoundError)
     return _answer(request, 404, "not_found", exc.message)
+
+
+async def _invalid_events(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, InvalidEvents)
+    return _answer(request, 422, "invalid_events", str(exc), exc.details)
+
+
+async def _unknown_filter(request: Request, exc: Exception) -> JSONResponse:
+    return _answer(request, 422, "invalid_request", str(exc))
 
 
 async def _database(request: Request, exc: Exception) -> JSONResponse:
@@ -116,6 +135,8 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(HTTPException, _http)
     app.add_exception_handler(NotFoundError, _not_found)
+    app.add_exception_handler(InvalidEvents, _invalid_events)
+    app.add_exception_handler(UnknownFilter, _unknown_filter)
     for error in DATABASE_ERRORS:
         app.add_exception_handler(error, _database)
     app.add_exception_handler(Exception, _unexpected)

@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app import admin, logs, reference
+from app import admin, events, items, logs, page, reference
 from app.accesslog import AccessLog
 from app.admission import Admission, AdmissionGate
 from app.artifacts import configure_tensorflow
@@ -68,6 +68,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(Observe, access=access)  # outermost: times and counts everything
     install_error_handlers(app)
     app.include_router(router)
+    app.include_router(events.router)
+    app.include_router(items.router)
+    app.include_router(page.router)
+    page.mount_page(app)
+    app.state.api_key = config.api_key.get_secret_value() if config.api_key else None
     if config.admin_token is not None:
         app.state.admin_token = config.admin_token.get_secret_value()
         app.include_router(admin.router)

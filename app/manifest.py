@@ -26,6 +26,9 @@ ITEM_TOWER = "item_tower"  # the item side's SavedModel: run at export, never lo
 CANDIDATE_INDEX = "candidate_index"
 ITEM_VECTORS = "item_vectors"
 METADATA = "metadata.jsonl"
+CURVES = "training_curves.png"  # loss and validation metrics per epoch, both stages
+TENSORBOARD = "tensorboard"  # the training run's TensorBoard logs
+FILTERS = "filters.json"  # categorical item field -> value -> index rows (business filters)
 ITEM_IDS = "item_ids.json"
 POPULAR = "popular.json"
 RANKER = "ranker"
@@ -81,6 +84,7 @@ class ServingSpec(_Section):
     signatures: list[str]
     item_vectors: dict[str, VectorFile]
     metadata: str = METADATA
+    filters: str | None = None  # None: exported before business filters
 
 
 class RankerSpec(_Section):

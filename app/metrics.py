@@ -32,6 +32,11 @@ REJECTED = Counter(
 FALLBACKS = Counter(
     "recsys_fallbacks_total", "Non-personalised (popular) answers, by reason.", ["reason"]
 )
+EVENTS = Counter(
+    "recsys_events_total",
+    "Events posted to /events: stored, duplicate (already stored) or rejected (invalid).",
+    ["outcome"],
+)
 
 
 REQUEST_LATENCY = Histogram(

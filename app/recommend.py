@@ -4,34 +4,44 @@ Plain functions with keyword-only arguments: the routes call them, a batch job c
 Each builds its response schema once (validated once) for the route to serialise.
 """
 
-from typing import Any
+import numpy as np
 
 from app import metrics
 from app.db.queries import UserProfile
 from app.errors import DATABASE_ERRORS, NotFoundError
 from app.runtime import Runtime
 from app.schemas import FeatureResponse, RecommendationsResponse, UserFeature
+from app.selection import NO_SELECTION, Selection, shortfall
 from app.serving import RecommendRequest
 from app.version import ModelVersion
 
 
 async def recommend(
-    *, runtime: Runtime, user_id: str, k: int, with_metadata: bool, include_seen: bool
+    *,
+    runtime: Runtime,
+    user_id: str,
+    k: int,
+    with_metadata: bool,
+    include_seen: bool,
+    selection: Selection = NO_SELECTION,
 ) -> RecommendationsResponse:
     # The version this request finishes on, even across a swap (sticky per user in A/B).
     version = runtime.registry.assignment.choose(user_id)
+    allowed = selection.allowed(version)
     try:
         profile = await runtime.profiles.submit(user_id)
     except DATABASE_ERRORS:
         # Still answer: a popular list beats an error page while the database recovers
         # (the database guard logs the outage, rate-limited; not a line per request).
-        return _popular(version, user_id, k, "database_unavailable", with_metadata)
+        reason = "database_unavailable"
+        return _popular(version, user_id, k, reason, with_metadata, selection, allowed)
     if profile is None:
-        return _popular(version, user_id, k, "unknown_user", with_metadata)
-    exclude = () if include_seen else profile.history
-    ranked = await runtime.models.submit((version, RecommendRequest(profile, k, exclude)))
+        return _popular(version, user_id, k, "unknown_user", with_metadata, selection, allowed)
+    exclude = (*(() if include_seen else profile.history), *selection.exclude)
+    request = RecommendRequest(profile, k, exclude, allowed)
+    ranked = await runtime.models.submit((version, request))
     pairs = zip(ranked.rows.tolist(), ranked.scores.tolist(), strict=True)
-    items = [_item(version, row, score, with_metadata) for row, score in pairs]
+    items = [version.entry(row, score, with_metadata) for row, score in pairs]
     return RecommendationsResponse(
         user_id=user_id,
         items=items,  # type: ignore[arg-type]
@@ -39,25 +49,27 @@ async def recommend(
         ranked_by="retrieval" if version.ranking is None else "ranking",
         fallback=False,
         fallback_reason=None if profile.history else "no_history",
+        shortfall=shortfall(len(items), k, selection),
     )
 
 
-def _item(version: ModelVersion, row: int, score: float, with_metadata: bool) -> dict[str, Any]:
-    item = {"id": version.item_ids[row], "score": round(score, 6)}
-    if with_metadata and version.metadata is not None:
-        item.update(version.metadata.get(row))
-    return item
-
-
 def _popular(
-    version: ModelVersion, user_id: str, k: int, reason: str, with_metadata: bool
+    version: ModelVersion,
+    user_id: str,
+    k: int,
+    reason: str,
+    with_metadata: bool,
+    selection: Selection,
+    allowed: np.ndarray | None,
 ) -> RecommendationsResponse:
     metrics.FALLBACKS.labels(reason).inc()
     items = []
-    for entry in version.popular[:k]:
+    for entry in version.popular:
         row = version.row_of.get(entry["id"])
-        if row is not None:
-            items.append(_item(version, row, float(entry["score"]), with_metadata))
+        if row is not None and selection.keeps(version, row, allowed):
+            items.append(version.entry(row, float(entry["score"]), with_metadata))
+        if len(items) == k:
+            break
     return RecommendationsResponse(
         user_id=user_id,
         items=items,  # type: ignore[arg-type]
@@ -65,6 +77,7 @@ def _popular(
         ranked_by="popularity",
         fallback=True,
         fallback_reason=reason,  # type: ignore[arg-type]
+        shortfall=shortfall(len(items), k, selection),
     )
 
 

@@ -15,17 +15,35 @@ from app import recommend as service
 from app.deps import runtime_of
 from app.observe import set_outcome
 from app.schemas import ErrorResponse, FeatureResponse, HealthResponse, RecommendationsResponse
+from app.selection import Selection, selection_from
 
 router = APIRouter()
+# One comma-separated value, short enough that the request line stays under 8 KiB.
+Exclude = Annotated[
+    str, Query(max_length=500, description="Item ids never to answer with, comma-separated.")
+]
 UserId = Annotated[
     str,
     Path(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$", description="User id."),
 ]
+# Every route may also answer these: a request line or headers past the limits
+# (app.edges), bad input, an internal error, the database or the model path unavailable.
 ERRORS: dict[int | str, dict[str, Any]] = {
+    413: {"model": ErrorResponse},
+    414: {"model": ErrorResponse},
+    431: {"model": ErrorResponse},
     422: {"model": ErrorResponse},
     500: {"model": ErrorResponse},
     503: {"model": ErrorResponse},
 }
+
+
+def selection_of(request: Request, exclude: str) -> Selection:
+    """The request's exclusions and its filters on the live version's filterable fields."""
+    filters = runtime_of(request).registry.assignment.live.filters
+    fields = filters.fields if filters is not None else []
+    params = {name: request.query_params.getlist(name) for name in fields}
+    return selection_from(params, [exclude], fields)
 
 
 def json(body: BaseModel, status: int = 200) -> Response:
@@ -49,13 +67,19 @@ async def recommendations(
     include_seen: Annotated[
         bool, Query(alias="includeSeen", description="Allow items the user already had.")
     ] = False,
+    exclude: Exclude = "",
 ) -> Response:
+    """The user's list, best first. Business filters: any categorical item field of the
+    catalog as a parameter (MovieLens: `genres=Comedy`; repeated or comma-separated
+    values match any of them; several fields must all match; `GET /filters` lists them)."""
+    runtime = runtime_of(request)
     body = await service.recommend(
-        runtime=runtime_of(request),
+        runtime=runtime,
         user_id=user_id,
         k=k,
         with_metadata=return_metadata,
         include_seen=include_seen,
+        selection=selection_of(request, exclude),
     )
     outcome = f"fallback:{body.fallback_reason}" if body.fallback else "personalised"
     set_outcome(request.state, outcome)

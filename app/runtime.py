@@ -14,6 +14,7 @@ import contextlib
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -24,11 +25,19 @@ from app.db.guard import DatabaseGuard
 from app.db.queries import UserProfile, fetch_profiles
 from app.errors import DATABASE_ERRORS
 from app.registry import ModelRegistry
-from app.serving import Ranked, RecommendRequest, recommend_batch, warm_up
+from app.serving import (
+    Ranked,
+    RecommendRequest,
+    SimilarRequest,
+    recommend_batch,
+    similar_batch,
+    warm_up,
+)
 from app.settings import Settings
 from app.version import ModelVersion
 
 Scoring = tuple[ModelVersion, RecommendRequest]
+Similar = tuple[ModelVersion, SimilarRequest]
 
 
 @dataclass
@@ -38,6 +47,7 @@ class Runtime:
     registry: ModelRegistry
     profiles: MicroBatcher[str, UserProfile | None]
     models: MicroBatcher[Scoring, Ranked]
+    similar: MicroBatcher[Similar, Ranked]
     model_thread: ThreadPoolExecutor
     guard: DatabaseGuard
     probe_engine: AsyncEngine
@@ -57,6 +67,7 @@ class Runtime:
         await self.registry.stop()
         await self.profiles.stop()
         await self.models.stop()
+        await self.similar.stop()
         self.model_thread.shutdown(wait=True)
         await self.engine.dispose()
         await self.probe_engine.dispose()
@@ -79,7 +90,12 @@ def build_runtime(settings: Settings, engine: AsyncEngine, registry: ModelRegist
     model_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recsys-model")
 
     async def score(batch: list[Scoring]) -> list[Ranked]:
-        return await asyncio.get_running_loop().run_in_executor(model_thread, score_batch, batch)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(model_thread, score_batch, batch, recommend_batch)
+
+    async def like(batch: list[Similar]) -> list[Ranked]:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(model_thread, score_batch, batch, similar_batch)
 
     size, window = serving.batch_max_size, serving.batch_window_ms / 1000
     runtime = Runtime(
@@ -88,12 +104,14 @@ def build_runtime(settings: Settings, engine: AsyncEngine, registry: ModelRegist
         registry=registry,
         profiles=MicroBatcher("profiles", read_profiles, max_batch=size, window=window),
         models=MicroBatcher("models", score, max_batch=size, window=window),
+        similar=MicroBatcher("similar", like, max_batch=size, window=window),
         model_thread=model_thread,
         guard=guard,
         probe_engine=probe_engine,
     )
     runtime.profiles.start()
     runtime.models.start()
+    runtime.similar.start()
     return runtime
 
 
@@ -118,15 +136,16 @@ def database_guard(settings: Settings) -> tuple[DatabaseGuard, AsyncEngine]:
     return guard, probe_engine
 
 
-def score_batch(batch: Sequence[Scoring]) -> list[Ranked]:
-    """One recommend_batch call per version in the batch (two only during a swap)."""
+def score_batch(batch: Sequence[tuple[ModelVersion, Any]], run: Any) -> list[Ranked]:
+    """One `run` (recommend_batch, similar_batch) call per version in the batch (two only
+    during a swap)."""
     groups: dict[int, list[int]] = {}
     for position, (version, _) in enumerate(batch):
         groups.setdefault(id(version), []).append(position)
     results: list[Ranked | None] = [None] * len(batch)
     for positions in groups.values():
         version = batch[positions[0]][0]
-        ranked = recommend_batch(version, [batch[p][1] for p in positions])
+        ranked = run(version, [batch[p][1] for p in positions])
         for p, one in zip(positions, ranked, strict=True):
             results[p] = one
     return results  # type: ignore[return-value]

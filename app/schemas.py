@@ -1,8 +1,9 @@
 """Response schemas: the API contract clients depend on (see DESIGN.md)."""
 
-from typing import Literal
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, model_validator
 
 # What a catalog field can hold in an answer: its stored value, or a multi-valued
 # field's values as a list.
@@ -30,6 +31,27 @@ class RecommendationsResponse(BaseModel):
     )
     fallback: bool = Field(description="True when the list is not personalised.")
     fallback_reason: Literal["unknown_user", "no_history", "database_unavailable"] | None = None
+    shortfall: str | None = Field(
+        default=None,
+        description="Present when fewer than k items are answered: why (too few items "
+        "match the filters and exclusions).",
+    )
+
+
+class SimilarItemsResponse(BaseModel):
+    item_id: str
+    items: list[RecommendedItem] = Field(description="Best first; score: cosine similarity.")
+    model_version: str
+    shortfall: str | None = None
+
+
+class UsersResponse(BaseModel):
+    users: list[str]
+
+
+class ItemsResponse(BaseModel):
+    items: list[RecommendedItem] = Field(description="Each with its metadata; score 0.")
+    unknown: list[str] = Field(default=[], description="Asked-for ids not in the catalog.")
 
 
 class UserFeature(BaseModel):
@@ -95,3 +117,53 @@ class ErrorBody(BaseModel):
 
 class ErrorResponse(BaseModel):
     error: ErrorBody
+
+
+MAX_EVENTS = 500  # per post: RECSYS_SERVING_MAX_EVENTS_PER_POST may lower it, not raise it
+Id = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$")]
+
+
+class EventRequest(BaseModel):
+    """One interaction of a user with an item, as it happened."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    user_id: Id = Field(description="A new id creates the user (no attributes).")
+    item_id: Id = Field(description="Must be an item of the catalog.")
+    type: str = Field(description="One of the catalog's event types (MovieLens: rating, "
+                      "view, click, like, add_to_list).")  # fmt: skip
+    value: StrictInt | StrictFloat | None = Field(
+        default=None, description="The rating, for type 'rating' (within the catalog's range)."
+    )
+    timestamp: datetime | StrictInt | StrictFloat | None = Field(
+        default=None,
+        description="When it happened: ISO 8601 (no zone means UTC) or unix seconds; "
+        "default now.",
+    )
+    event_id: Id | None = Field(
+        default=None, description="The client's id: a retried post with it stores it once."
+    )
+
+
+class EventsRequest(BaseModel):
+    """A batch of events, stored all together or not at all. A single event object (not
+    wrapped in `events`) is accepted as a batch of one."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    events: list[EventRequest] = Field(min_length=1, max_length=MAX_EVENTS)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_event(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "events" not in data and "user_id" in data:
+            return {"events": [data]}
+        return data
+
+
+class EventsResponse(BaseModel):
+    received: int
+    stored: int
+    duplicates: int = Field(description="Events already stored (same event_id, or the same "
+                            "user, item, type and time): not stored again.")  # fmt: skip
+    users_created: int

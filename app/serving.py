@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from app.candidates import Candidates, retrieve
+from app.candidates import Candidates, retrieve, retrieve_filtered
 from app.db.queries import UserProfile
 from app.inputs import call_model, profile_columns
 from app.ranking import rank
@@ -22,6 +22,15 @@ class RecommendRequest:
     profile: UserProfile
     k: int
     exclude: Sequence[str] = field(default_factory=tuple)  # item ids never to return
+    allowed: np.ndarray | None = None  # sorted index rows a business filter allows (None: all)
+
+
+@dataclass(frozen=True)
+class SimilarRequest:
+    row: int  # the item's index row
+    k: int
+    exclude: Sequence[str] = field(default_factory=tuple)
+    allowed: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -43,12 +52,42 @@ def recommend_batch(version: ModelVersion, requests: Sequence[RecommendRequest])
     excluded = version.rows_each([r.exclude for r in requests])
     ks = [r.k for r in requests]
     if version.ranking is None:
-        found = retrieve(version, users["embedding"], ks, excluded)
+        found = _retrieve(version, users["embedding"], ks, excluded, requests)
     else:
         depth = [max(k, version.ranking.candidates) for k in ks]
-        candidates = retrieve(version, users["embedding"], depth, excluded)
+        candidates = _retrieve(version, users["embedding"], depth, excluded, requests)
         found = rank(version.ranking, users, candidates, ks)
     return [_ranked(c) for c in found]
+
+
+def similar_batch(version: ModelVersion, requests: Sequence[SimilarRequest]) -> list[Ranked]:
+    """Items like each request's item: its own vector searched in the index (itself and
+    its exclusions left out), scored by similarity; no ranker (there is no user)."""
+    if not requests or version.item_embeddings is None:
+        return [_ranked((np.empty(0, np.int64), np.empty(0))) for _ in requests]
+    queries = np.asarray(version.item_embeddings[[r.row for r in requests]], dtype=np.float32)
+    excluded = [
+        np.append(rows, r.row)
+        for rows, r in zip(version.rows_each([r.exclude for r in requests]), requests, strict=True)
+    ]
+    found = _retrieve(version, queries, [r.k for r in requests], excluded, requests)
+    return [_ranked(c) for c in found]
+
+
+def _retrieve(version, queries, wanted, excluded, requests) -> list[Candidates]:  # type: ignore[no-untyped-def]
+    """Unfiltered requests in one batched search; each filtered one on its own."""
+    found: list[Candidates | None] = [None] * len(requests)
+    plain = [i for i, r in enumerate(requests) if r.allowed is None]
+    if plain:
+        batch = retrieve(
+            version, queries[plain], [wanted[i] for i in plain], [excluded[i] for i in plain]
+        )
+        for i, candidates in zip(plain, batch, strict=True):
+            found[i] = candidates
+    for i, r in enumerate(requests):
+        if r.allowed is not None:
+            found[i] = retrieve_filtered(version, queries[i], wanted[i], excluded[i], r.allowed)
+    return found  # type: ignore[return-value]
 
 
 def _ranked(candidates: Candidates) -> Ranked:
@@ -64,6 +103,7 @@ def warm_up(version: ModelVersion, sizes: Sequence[int] = (1, 2, 8, 32)) -> None
     profile = UserProfile(user_id="", history=history, history_ratings=[None] * len(history))
     for size in sizes:
         recommend_batch(version, [RecommendRequest(profile, 10, history)] * size)
+    similar_batch(version, [SimilarRequest(0, 10)] * min(2, version.size))
     ids = version.item_ids.tolist()
     seen = 1
     while seen < min(len(ids), WARM_DEPTHS):

@@ -27,6 +27,8 @@ class DatabaseSettings(BaseSettings):
     probe_seconds: float = Field(default=0.5, gt=0)
     # During an outage: one log line per this interval, with a count.
     outage_log_seconds: float = Field(default=10.0, gt=0)
+    # POST /events: a write's deadline (a write is a transaction of a few statements).
+    write_deadline_seconds: float = Field(default=2.0, gt=0)
 
 
 class ArtifactSettings(BaseSettings):
@@ -58,6 +60,13 @@ class TrainingSettings(BaseSettings):
 
     # Written by `recsys tune`, read by `recsys train`; absent means the built-in defaults.
     config_file: Path = Path("./var/train_config.json")
+    # MLflow tracking (optional, `pip install mlflow-skinny`): when set, every training
+    # run logs its parameters, metrics per epoch and the version folder there.
+    mlflow_tracking_uri: str | None = None
+    mlflow_experiment: str = "recsys"
+    # Where a new experiment keeps its artifacts (default: the tracking server's choice;
+    # for a local SQLite store, ./mlruns).
+    mlflow_artifact_location: str | None = None
 
 
 class ServingSettings(BaseSettings):
@@ -86,6 +95,10 @@ class ServingSettings(BaseSettings):
     tf_inter_op_threads: int = Field(default=1, ge=0)
     # Run the request path at a few batch sizes before a version takes traffic.
     warm_up: bool = True
+    # Most events one POST /events may carry (all stored, or none); 500 at most.
+    max_events_per_post: int = Field(default=500, ge=1, le=500)
+    # How far in the future a posted event's timestamp may be (clocks differ).
+    event_clock_skew_seconds: float = Field(default=60.0, ge=0)
     # One structured line per request (request id, route, status, latency, outcome),
     # written by the app in place of uvicorn's access log.
     access_log: bool = True
@@ -109,6 +122,9 @@ class Settings(BaseSettings):
     log_format: Literal["json", "text"] = "json"
     # Bearer token for POST /admin/reload; unset, the admin routes do not exist (404).
     admin_token: SecretStr | None = None
+    # Key for writes (POST /events, the page's likes), sent as X-API-Key; unset, writes
+    # are open (fine on a laptop, not behind a public nginx).
+    api_key: SecretStr | None = None
 
 
 @lru_cache

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from app.filters import ItemFilters
 from app.manifest import Manifest
 
 
@@ -71,6 +72,9 @@ class ModelVersion:
     ranking: Ranking | None = None  # None: retrieval order is the answer
     metadata: ItemMetadata | None = None
     row_of: dict[str, int] = field(default_factory=dict)  # item id -> index row
+    # [items, dim] the vectors the index holds (similar items, exact filtered search).
+    item_embeddings: np.ndarray | None = None
+    filters: ItemFilters | None = None  # None: exported before business filters
 
     @property
     def size(self) -> int:
@@ -88,6 +92,13 @@ class ModelVersion:
             count=sum(lengths),
         )
         return [part[part >= 0] for part in np.split(found, np.cumsum(lengths)[:-1])]
+
+    def entry(self, row: int, score: float, with_metadata: bool) -> dict[str, Any]:
+        """One answered item: its id and score, and its catalog metadata when asked."""
+        item = {"id": self.item_ids[row], "score": round(score, 6)}
+        if with_metadata and self.metadata is not None:
+            item.update(self.metadata.get(row))
+        return item
 
     def rows(self, item_ids: Iterable[str]) -> np.ndarray:
         """Index rows of the given ids, sorted and unique; ids not in the index are skipped."""

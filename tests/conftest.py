@@ -192,3 +192,15 @@ async def app_client(settings: Settings) -> AsyncIterator:
     ):
         client.app = app  # type: ignore[attr-defined]
         yield client
+
+
+@pytest.fixture(scope="session")
+async def client(loaded_database: str, artifacts_dir: Path):
+    """The app in-process on each backend's MovieLens database and the test version:
+    for tests that only read (writers make a database of their own)."""
+    settings = Settings(
+        database=DatabaseSettings(url=loaded_database),
+        artifacts=ArtifactSettings(dir=artifacts_dir),
+    )
+    async with app_client(settings) as client:
+        yield client

@@ -301,12 +301,13 @@ def train(
 ) -> None:
     """Read the database, train both stages, evaluate as served, export and publish."""
     from training.pipeline import TrainingError, run
+    from training.tracking import TrackingError
 
     started = time.perf_counter()
     config = _config(config_file, seed, epochs, ranker_epochs)
     try:
         folder = run(get_settings(), config, console=console, max_users=max_users, publish=publish)
-    except TrainingError as exc:
+    except (TrainingError, TrackingError) as exc:
         raise _fail(str(exc)) from None
     from app.manifest import read_manifest
 

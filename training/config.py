@@ -90,6 +90,9 @@ class TrainConfig(BaseModel):
     batch_size: int = Field(default=1024, ge=2)
     learning_rate: float = Field(default=0.003, gt=0)
     popular_items: int = Field(default=200, ge=1)
+    # Users whose validation event is withheld from training and ranked after every epoch
+    # (the curves in each version's training_curves.png and TensorBoard logs); 0: none.
+    validation_users: int = Field(default=500, ge=0)
     index: IndexConfig = Field(default_factory=IndexConfig)
     ranker: RankerConfig = Field(default_factory=RankerConfig)
 

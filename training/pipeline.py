@@ -2,9 +2,11 @@
 
 import asyncio
 import platform
+import shutil
 import subprocess
+import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -18,6 +20,8 @@ from app.artifacts import load_version
 from app.db.engine import create_engine, safe_url
 from app.manifest import (
     CANDIDATE_INDEX,
+    CURVES,
+    FILTERS,
     ITEM_IDS,
     ITEM_TOWER,
     ITEM_VECTORS,
@@ -25,6 +29,7 @@ from app.manifest import (
     POPULAR,
     RANKER,
     STAGING_PREFIX,
+    TENSORBOARD,
     FeatureSpec,
     IndexInfo,
     Manifest,
@@ -33,7 +38,7 @@ from app.manifest import (
     VectorFile,
 )
 from app.settings import Settings
-from training import export
+from training import curves, export, tracking
 from training.config import TrainConfig
 from training.contract import build_contract
 from training.dataset import (
@@ -47,6 +52,7 @@ from training.dataset import (
     read_catalog,
 )
 from training.evaluate import popular_items, popularity_counts
+from training.item_files import item_filters, item_metadata
 from training.metrics import recall_at_k
 from training.report import print_table, score_rows_metrics
 from training.served import evaluate_served
@@ -73,6 +79,10 @@ class Trained:
     retrieval: tf.keras.Model
     ranker: tf.keras.Model | None
     losses: dict[str, list[float]]
+    # Stage -> loss and validation metrics per epoch; the run's TensorBoard logs (moved
+    # into the version folder at export). Empty for models trained outside `train`.
+    curves: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    logs: Path | None = None
 
 
 @dataclass
@@ -105,6 +115,9 @@ def run(
     finish_manifest(staged, trained, results)
     folder = publish_staged(settings, staged.folder, make_live=publish)
     console.print(f"published {folder.name} to {folder.parent}" + (" (live)" if publish else ""))
+    if settings.training.mlflow_tracking_uri:
+        run_id = tracking.record(settings.training, trained, folder, results)
+        console.print(f"MLflow run {run_id} at {settings.training.mlflow_tracking_uri}")
     return folder
 
 
@@ -144,8 +157,15 @@ def read(settings: Settings, max_users: int | None = None) -> Catalog:
 
 
 def train(
-    catalog: Catalog, config: TrainConfig, *, console: Console, holdout: Holdout = "test"
+    catalog: Catalog,
+    config: TrainConfig,
+    *,
+    console: Console,
+    holdout: Holdout = "test",
+    watch: bool = True,
 ) -> Trained:
+    """Fit both stages. `watch`: withhold `config.validation_users` validation events and
+    log validation metrics per epoch, with TensorBoard logs (`recsys tune` turns it off)."""
     # Keras warns about get_config of subclassed models we never re-create from config.
     tf.get_logger().setLevel("ERROR")
     tf.keras.utils.set_random_seed(config.seed)
@@ -155,22 +175,32 @@ def train(
         raise TrainingError(
             "not enough interactions to train and evaluate: run `recsys data load` first"
         )
+    # The models learn from `fitting`: the split without the events withheld to validate
+    # each epoch. Evaluation, baselines and the popular list keep the whole split.
+    users = config.validation_users if watch else 0
+    fitting, monitor = curves.withhold_validation(split, users, config.seed)
     console.print(
         f"{catalog.config.name}: {len(catalog.user_ids)} users, {len(catalog.item_ids)} items, "
-        f"{split.train_examples} training examples, {len(split.test_positions)} held out "
-        f"({holdout})"
+        f"{fitting.train_examples} training examples, {len(split.test_positions)} held out "
+        f"({holdout}), {0 if monitor is None else len(monitor.positions)} withheld to "
+        "validate each epoch"
     )
+    logs = Path(tempfile.mkdtemp(prefix="recsys-tensorboard-"))
+    watching = curves.Watching(fitting, monitor, logs)
     console.print("[bold]retrieval model[/bold]")
     retrieval = build_model(contract, config)
-    losses = {"retrieval": fit(retrieval, split, config)}
+    watched = watching.callbacks("retrieval", retrieval)
+    losses = {"retrieval": fit(retrieval, fitting, config, callbacks=watched)}
     ranker = None
     if config.ranker.enabled:
         console.print("[bold]ranking model[/bold]")
-        ratings = catalog.event_ratings[split.train_positions]
+        ratings = catalog.event_ratings[fitting.train_positions]
         mean = float(np.nanmean(ratings)) if np.isfinite(ratings).any() else 0.0
         ranker = build_ranker(contract, config, mean, retrieval)
-        losses["ranker"] = fit(ranker, split, config, epochs=config.ranker.epochs)
-    return Trained(config, catalog, split, retrieval, ranker, losses)
+        watched = watching.callbacks("ranker", ranker)
+        epochs = config.ranker.epochs
+        losses["ranker"] = fit(ranker, fitting, config, epochs=epochs, callbacks=watched)
+    return Trained(config, catalog, split, retrieval, ranker, losses, watching.curves(losses), logs)
 
 
 def stage(settings: Settings, trained: Trained) -> Staged:
@@ -193,6 +223,11 @@ def stage(settings: Settings, trained: Trained) -> Staged:
     (staging / CANDIDATE_INDEX).mkdir()
     searcher.serialize(str(staging / CANDIDATE_INDEX), relative_path=True)  # type: ignore[attr-defined]
     export.write_metadata(staging / METADATA, item_metadata(catalog))
+    export.write_json(staging / FILTERS, item_filters(catalog))
+    if trained.logs is not None:
+        shutil.move(trained.logs, staging / TENSORBOARD)
+    if trained.curves:
+        curves.plot_curves(trained.curves, staging / CURVES)
     export.write_json(staging / ITEM_IDS, catalog.item_ids.tolist())
     export.write_json(staging / POPULAR, popular_items(trained.split, config.popular_items))
     staged = Staged(staging, searcher, index_info, vectors, files, signatures)
@@ -227,7 +262,12 @@ def evaluate_version(
     print_table(console, {"protocol": PROTOCOL, "methods": metrics})
     recall = index_recall(staged.searcher, queries, candidates)
     console.print(f"ScaNN recall@10 against brute force: {recall:.4f}")
-    return {"metrics": metrics, "index_recall@10": recall, "epoch_losses": trained.losses}
+    return {
+        "metrics": metrics,
+        "index_recall@10": recall,
+        "epoch_losses": trained.losses,
+        "epoch_curves": trained.curves,
+    }
 
 
 def index_recall(searcher, queries: np.ndarray, items: np.ndarray, k: int = 10) -> float:
@@ -267,33 +307,13 @@ def base_manifest(staged: Staged, trained: Trained) -> Manifest:
                 for name, values in staged.item_vectors.items()
             },
             metadata=METADATA,
+            filters=FILTERS,
         ),
         ranker=ranker,
         train_config=config.model_dump(mode="json"),
         library_versions=_library_versions(),
         git_commit=_git_commit(),
     )
-
-
-def item_metadata(catalog: Catalog) -> list[dict]:
-    """What `returnMetadata=true` answers for each item row: the catalog's metadata fields
-    (multi-valued ones as lists), computed once here, never per request."""
-    config, names = catalog.config, catalog.config.items.metadata
-    columns = {name: catalog.items[name].tolist() for name in names}
-    rows = []
-    for row in range(len(catalog.item_ids)):
-        stored = {name: _plain(columns[name][row]) for name in names}
-        rows.append(config.metadata_of(stored))
-    return rows
-
-
-def _plain(value: object) -> object:
-    """A stored value as JSON: NaN (a missing number) as null, whole numbers as ints."""
-    if isinstance(value, float):
-        if value != value:
-            return None
-        return int(value) if value.is_integer() else value
-    return value
 
 
 def finish_manifest(staged: Staged, trained: Trained, results: dict) -> None:

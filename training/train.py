@@ -62,12 +62,15 @@ def fit(
     config: TrainConfig,
     *,
     epochs: int | None = None,
+    callbacks: list[tf.keras.callbacks.Callback] | None = None,
 ) -> list[float]:
     """Train for `epochs` (default config.epochs); returns the loss of each epoch."""
     # A live bar on a terminal, one line per epoch in logs and CI.
     verbose = 1 if sys.stdout.isatty() else 2
     dataset = training_batches(split, config.batch_size, seed=config.seed)
-    history = model.fit(dataset, epochs=epochs or config.epochs, verbose=verbose)
+    history = model.fit(
+        dataset, epochs=epochs or config.epochs, verbose=verbose, callbacks=callbacks or []
+    )
     return [float(v) for v in history.history["loss"]]
 
 

@@ -46,7 +46,7 @@ def validation_score(settings: Settings, catalog: Catalog, config: TrainConfig) 
     with tempfile.TemporaryDirectory(prefix="recsys-tune-") as scratch:
         local = settings.model_copy(update={"artifacts": ArtifactSettings(dir=Path(scratch))})
         quiet = Console(quiet=True)
-        trained = pipeline.train(catalog, config, console=quiet, holdout="validation")
+        trained = pipeline.train(catalog, config, console=quiet, holdout="validation", watch=False)
         staged = pipeline.stage(local, trained)
         results = pipeline.evaluate_version(local, trained, staged, console=quiet)
     return results["metrics"]["served"]

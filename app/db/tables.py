@@ -77,7 +77,10 @@ interactions = Table(
     Column("rating", Float, nullable=True),
     Column("event_type", String(32), nullable=False, server_default="rating"),
     Column("occurred_at", DateTime(timezone=True), nullable=False),
+    # The client's id of an event posted to /events: a retried post stores it once.
+    Column("event_id", String(ID_LENGTH), nullable=True),
     UniqueConstraint("user_id", "item_id", "event_type", "occurred_at"),
+    Index(None, "event_id", unique=True),
     # Serves "this user's most recent N" (item and rating) as one index-only range scan.
     Index(None, "user_id", "occurred_at", "id", "item_id", "rating"),
 )

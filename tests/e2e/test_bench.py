@@ -11,7 +11,13 @@ import pytest
 from tests.conftest import require
 
 pytestmark = [pytest.mark.e2e, pytest.mark.movielens, pytest.mark.model]
-ENDPOINTS = {"reference", "recommendations", "recommendations?returnMetadata", "feature"}
+ENDPOINTS = {
+    "reference",
+    "recommendations",
+    "recommendations?returnMetadata",
+    "feature",
+    "events (POST)",
+}
 
 
 def test_bench_serve_reports_every_endpoint_beside_the_reference(
@@ -36,6 +42,30 @@ def test_bench_serve_reports_every_endpoint_beside_the_reference(
         assert run["vs_reference"] == pytest.approx(
             run["requests_per_second"] / reference, abs=1e-3
         )
+    assert _bench_users_left(loaded_database) == 0  # what it posted is gone again
+
+
+def _bench_users_left(url: str) -> int:
+    import asyncio
+
+    from sqlalchemy import func, select
+
+    from app.db.engine import create_engine
+    from app.db.tables import interactions
+    from app.settings import DatabaseSettings
+    from training.bench.events import BENCH_USER
+
+    async def go() -> int:
+        engine = create_engine(DatabaseSettings(url=url))
+        try:
+            async with engine.connect() as conn:
+                mine = interactions.c.user_id.like(f"{BENCH_USER}%")
+                query = select(func.count()).select_from(interactions).where(mine)
+                return int((await conn.execute(query)).scalar_one())
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(go())
 
 
 def _inherited() -> dict[str, str]:

@@ -88,7 +88,7 @@ def test_nginx_errors_are_json_in_the_api_error_shape(stack) -> None:
         answers = {
             414: http.get("/recommendations/" + "u" * 9000),
             400: http.get("/healthz", headers={"X-Big": "b" * 9000}),
-            413: http.post("/recommendations/1", content=b"x" * 100_000),
+            413: http.post("/events", content=b"x" * 300_000),  # past 256k
             404: http.get("/_recsys/error/502"),
             422: http.get("/recommendations/1", params={"k": "many"}),  # the API's own
         }

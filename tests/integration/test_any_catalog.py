@@ -21,8 +21,9 @@ from training.catalog_files import find_catalog
 pytestmark = pytest.mark.model
 
 
-def recsys(*args: str, url: str, artifacts: Path) -> str:
+def recsys(*args: str, url: str, artifacts: Path, **extra: str) -> str:
     env = {**os.environ, "RECSYS_DATABASE_URL": url, "RECSYS_ARTIFACTS_DIR": str(artifacts)}
+    env |= extra
     result = subprocess.run(
         [sys.executable, "-m", "training", *args],
         capture_output=True,
@@ -88,8 +89,14 @@ def test_a_catalog_loads_trains_evaluates_and_serves(case: str, tmp_path: Path, 
     config = read_catalog_config(config_path)
     run = {"url": url, "artifacts": artifacts}
     recsys("data", "load", "--catalog", str(config_path), "--data-dir", str(data), **run)
-    trained = recsys("train", "--epochs", "1", "--ranker-epochs", "1", **run)
+    mlflow = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracked = {
+        "RECSYS_TRAINING_MLFLOW_TRACKING_URI": mlflow,
+        "RECSYS_TRAINING_MLFLOW_ARTIFACT_LOCATION": str(tmp_path / "mlruns"),
+    }
+    trained = recsys("train", "--epochs", "2", "--ranker-epochs", "1", **run, **tracked)
     assert "published" in trained and "peak memory" in trained
+    _watchable(artifacts, mlflow)
     report = tmp_path / "report.json"
     recsys("evaluate", "--epochs", "1", "--ranker-epochs", "1", "--json", str(report), **run)
     methods = json.loads(report.read_text())["methods"]
@@ -100,6 +107,26 @@ def test_a_catalog_loads_trains_evaluates_and_serves(case: str, tmp_path: Path, 
     asyncio.run(_serves(settings, config))
 
 
+def _watchable(artifacts: Path, mlflow_uri: str) -> None:
+    """The version folder holds TensorBoard logs of both stages and the curves PNG; the
+    manifest and the MLflow run hold validation metrics per epoch."""
+    (version,) = [p for p in artifacts.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    for stage in ("retrieval", "ranker"):
+        assert list((version / "tensorboard" / stage).rglob("events.out.tfevents.*")), stage
+    assert (version / "training_curves.png").read_bytes().startswith(b"\x89PNG")
+    curves = json.loads((version / "manifest.json").read_text())["evaluation"]["epoch_curves"]
+    assert len(curves["retrieval"]["val_hr@10"]) == 2 and len(curves["ranker"]["loss"]) == 1
+    import mlflow
+
+    runs = mlflow.MlflowClient(tracking_uri=mlflow_uri).search_runs(["1"])
+    assert [r.data.tags["version"] for r in runs] == [version.name]
+    history = mlflow.MlflowClient(tracking_uri=mlflow_uri).get_metric_history(
+        runs[0].info.run_id, "retrieval.val_hr_at_10"
+    )
+    assert [m.step for m in history] == [0, 1] and "served.hr_at_10" in runs[0].data.metrics
+    assert list((artifacts.parent / "mlruns").rglob("manifest.json"))  # the version, logged
+
+
 async def _serves(settings: Settings, config) -> None:  # type: ignore[no-untyped-def]
     """A known user gets a personalised list with the catalog's metadata fields and
     `/feature` with the catalog's user fields; a stranger gets the marked fallback."""
@@ -107,11 +134,15 @@ async def _serves(settings: Settings, config) -> None:  # type: ignore[no-untype
         user = await _a_user(settings)
         body = (await client.get(f"/recommendations/{user}?k=5&returnMetadata=true")).json()
         assert body["fallback"] is False and len(body["items"]) == 5, body
-        for item in body["items"]:
-            assert set(config.items.metadata) <= set(item), item
+        # The catalog's metadata fields (a missing value is left out, as null fields are).
+        fields = {"id", "score", *config.items.metadata}
+        assert all(set(item) <= fields for item in body["items"]), body
+        assert set().union(*body["items"]) == fields, body
         feature = (await client.get(f"/feature/{user}")).json()["feature"][0]
         declared = [f.name for f in config.user_fields]
         assert list(feature) == ["histories", "user_id", *declared] and feature["histories"]
+        curves = await client.get("/model/curves.png")
+        assert curves.status_code == 200 and curves.headers["content-type"] == "image/png"
         stranger = (await client.get("/recommendations/nobody-at-all?k=3")).json()
         assert stranger["fallback"] is True and stranger["fallback_reason"] == "unknown_user"
 

@@ -8,20 +8,9 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.settings import ArtifactSettings, DatabaseSettings, Settings
-from tests.conftest import app_client
+from app.settings import DatabaseSettings
 
 pytestmark = [pytest.mark.movielens, pytest.mark.model]
-
-
-@pytest.fixture(scope="session")
-async def client(loaded_database: str, artifacts_dir: Path):
-    settings = Settings(
-        database=DatabaseSettings(url=loaded_database),
-        artifacts=ArtifactSettings(dir=artifacts_dir),
-    )
-    async with app_client(settings) as client:
-        yield client
 
 
 @pytest.fixture(scope="session")

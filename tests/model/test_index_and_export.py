@@ -252,7 +252,13 @@ def test_catalog_files_are_in_index_row_order(live: ModelVersion, catalog, item_
         "signatures": ["serving_default"],
         "item_vectors": {"embedding": {"file": "item_vectors/embedding.npy", "dim": 8}},
         "metadata": "metadata.jsonl",
+        "filters": "filters.json",
     }
+    # Each categorical item field's values and the rows holding them (business filters).
+    genres = live.filters.values()["genres"] if live.filters else []
+    assert genres and live.filters.allowed({"genres": [genres[0]]}).tolist() == [
+        row for row, i in enumerate(item_ids) if genres[0] in item(int(i))["genres"].split("|")
+    ]
     # The catalog's metadata fields of each item's record (genres as a list, no url).
     assert [live.metadata.get(row) for row in range(len(live.metadata))] == [
         {**item(int(i)), "genres": item(int(i))["genres"].split("|"), "url": None} for i in item_ids
@@ -336,7 +342,7 @@ def test_k_larger_than_the_catalog_returns_every_unexcluded_item(live: ModelVers
 def test_every_listed_file_is_checked(retrieval_dir: Path, live: ModelVersion, tmp_path) -> None:
     listed = live.manifest.files
     assert {
-        *("item_ids.json", "popular.json", "metadata.jsonl"),
+        *("item_ids.json", "popular.json", "metadata.jsonl", "filters.json"),
         *("item_vectors/embedding.npy", "query_tower/saved_model.pb"),
     } <= set(listed)
     assert any(name.startswith("candidate_index/") for name in listed)

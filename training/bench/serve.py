@@ -26,15 +26,18 @@ from sqlalchemy import func, select
 from app.db.engine import create_engine, safe_url
 from app.db.tables import interactions
 from app.settings import DatabaseSettings
+from training.bench.events import event_lines, forget_bench_events
 from training.bench.server import Server, run_server
 from training.bench.wrk import LoadResult, run_wrk
 
 REFERENCE = "reference"
+EVENTS = "events (POST)"
 ENDPOINTS = {
     REFERENCE: "/bench/reference",
     "recommendations": "/recommendations/{user}",
     "recommendations?returnMetadata": "/recommendations/{user}?returnMetadata=true",
     "feature": "/feature/{user}",
+    EVENTS: "POST /events",  # one event per request, for users of the benchmark's own
 }
 
 
@@ -86,21 +89,26 @@ def _bench_database(url: str, plan: Plan, *bar) -> dict:  # type: ignore[no-unty
     if not users:
         raise RuntimeError(f"{safe_url(url)} holds no interactions: load data first")
     with tempfile.TemporaryDirectory(prefix="recsys-bench-") as tmp:
-        paths = {name: _paths_file(Path(tmp), name, users) for name in ENDPOINTS}
+        paths = {name: _paths_file(Path(tmp), name, users, url) for name in ENDPOINTS}
         env = {
             "RECSYS_DATABASE_URL": url,
             "RECSYS_ARTIFACTS_DIR": str(plan.artifacts_dir),
             "RECSYS_SERVING_REFERENCE_ROUTE": "true",
         }
-        with run_server(env, Path(tmp) / "server.log", workers=plan.workers) as server:
-            first_ms, version = first_request(server, random.choice(users))
-            for name in ENDPOINTS if plan.warmup_seconds else ():  # untimed
-                _drive(server, paths[name], max(plan.connections), plan.warmup_seconds, *bar)
-            runs = []
-            for connections in plan.connections:
-                for name in ENDPOINTS:
-                    result = _drive(server, paths[name], connections, plan.seconds, *bar)
-                    runs.append({"endpoint": name, **result.as_dict()})
+        # The events are deleted once the server has stopped: requests wrk left in flight
+        # are still answered (and stored) after it ends.
+        try:
+            with run_server(env, Path(tmp) / "server.log", workers=plan.workers) as server:
+                first_ms, version = first_request(server, random.choice(users))
+                for name in ENDPOINTS if plan.warmup_seconds else ():  # untimed
+                    _drive(server, paths[name], max(plan.connections), plan.warmup_seconds, *bar)
+                runs = []
+                for connections in plan.connections:
+                    for name in ENDPOINTS:
+                        result = _drive(server, paths[name], connections, plan.seconds, *bar)
+                        runs.append({"endpoint": name, **result.as_dict()})
+        finally:
+            forget_bench_events(url)
     _add_ratios(runs)
     steady = _find(runs, "recommendations", min(plan.connections))
     return {
@@ -167,10 +175,11 @@ def _drive(server: Server, paths: Path, connections: int, seconds: float, progre
     return result
 
 
-def _paths_file(folder: Path, name: str, users: list[str]) -> Path:
+def _paths_file(folder: Path, name: str, users: list[str], url: str) -> Path:
     path = folder / (re.sub(r"\W+", "_", name) + ".paths")
     template = ENDPOINTS[name]
-    path.write_text("\n".join(template.format(user=u) for u in users) + "\n")
+    lines = event_lines(url) if name == EVENTS else [template.format(user=u) for u in users]
+    path.write_text("\n".join(lines) + "\n")
     return path
 
 

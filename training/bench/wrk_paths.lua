@@ -1,5 +1,6 @@
--- wrk script: each request takes a random path from a file (one path per line), and
--- the summary is printed as one JSON line, latencies in microseconds.
+-- wrk script: each request takes a random line from a file (a path to GET, or
+-- "POST <path> <JSON body>"), and the summary is printed as one JSON line, latencies in
+-- microseconds.
 -- A second argument "retry-after" makes the clients polite: for every 503 answered, a
 -- connection waits the Retry-After seconds before its next request (wrk's delay() is
 -- per thread, not per connection: each 503 sends the next request to go out to sleep).
@@ -27,8 +28,13 @@ function delay()
   return 0
 end
 
+local json = { ["Content-Type"] = "application/json" }
+
 function request()
-  return wrk.format("GET", paths[math.random(#paths)])
+  local line = paths[math.random(#paths)]
+  local path, body = line:match("^POST (%S+) (.+)$")
+  if path then return wrk.format("POST", path, json, body) end
+  return wrk.format("GET", line)
 end
 
 function done(summary, latency, requests)
