@@ -137,8 +137,7 @@ class EventRequest(BaseModel):
     )
     timestamp: datetime | StrictInt | StrictFloat | None = Field(
         default=None,
-        description="When it happened: ISO 8601 (no zone means UTC) or unix seconds; "
-        "default now.",
+        description="When it happened: ISO 8601 (no zone means UTC) or unix seconds; default now.",
     )
     event_id: Id | None = Field(
         default=None, description="The client's id: a retried post with it stores it once."
