@@ -135,3 +135,16 @@ def test_log_records_are_json_with_the_request_id_of_the_request_being_handled()
     assert "request_id" not in outside and outside["level"] == "INFO"
     assert inside["request_id"] == "rid-9" and inside["message"] == "inside 1"
     assert inside["level"] == "WARNING" and inside["time"]
+
+
+def test_uvicorns_access_log_stays_off_when_the_app_configures_logging() -> None:
+    # A plain `uvicorn app.main:app` leaves root unconfigured, so the app applies its own
+    # config at start; uvicorn then asks hasHandlers() of its access logger per connection.
+    code = (
+        "import logging; from app.logs import configure\n"
+        "configure('info', 'json')\n"
+        "access = logging.getLogger('uvicorn.access')\n"
+        "print(access.hasHandlers(), logging.getLogger('uvicorn.error').hasHandlers())\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout.split() == ["False", "True"], done.stderr
