@@ -33,6 +33,7 @@ def test_bench_serve_reports_every_endpoint_beside_the_reference(
     assert "x ref" in done.stdout and "first /recommendations after start" in done.stdout
     (entry,) = json.loads(out.read_text())["databases"]
     assert entry["backend"] in loaded_database and entry["first_request_ms"] > 0
+    assert entry["first_request_next_p50_ms"] > 0 and entry["first_request_vs_next_p50"] > 0
     runs = {(run["endpoint"], run["connections"]): run for run in entry["runs"]}
     assert set(runs) == {(name, c) for name in ENDPOINTS for c in (1, 4)}
     for (_name, connections), run in runs.items():
