@@ -40,8 +40,7 @@ async def recommend(
     exclude = (*(() if include_seen else profile.history), *selection.exclude)
     request = RecommendRequest(profile, k, exclude, allowed)
     ranked = await runtime.models.submit((version, request))
-    pairs = zip(ranked.rows.tolist(), ranked.scores.tolist(), strict=True)
-    items = [version.entry(row, score, with_metadata) for row, score in pairs]
+    items = ranked.entries(version, with_metadata)
     return RecommendationsResponse(
         user_id=user_id,
         items=items,  # type: ignore[arg-type]

@@ -7,6 +7,7 @@ one query-side TensorFlow call, batched ScaNN searches, and numpy over the candi
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -42,6 +43,11 @@ class Ranked:
 
     def item_ids(self, version: ModelVersion) -> list[str]:
         return version.item_ids[self.rows].tolist()
+
+    def entries(self, version: ModelVersion, with_metadata: bool) -> list[dict[str, Any]]:
+        """The answered items, as the response lists them."""
+        pairs = zip(self.rows.tolist(), self.scores.tolist(), strict=True)
+        return [version.entry(row, score, with_metadata) for row, score in pairs]
 
 
 def recommend_batch(version: ModelVersion, requests: Sequence[RecommendRequest]) -> list[Ranked]:

@@ -28,8 +28,7 @@ async def similar_items(
         raise NotFoundError(f"item {item_id!r} not found")
     request = SimilarRequest(row, k, selection.exclude, selection.allowed(version))
     ranked = await runtime.similar.submit((version, request))
-    pairs = zip(ranked.rows.tolist(), ranked.scores.tolist(), strict=True)
-    items = [version.entry(r, score, with_metadata) for r, score in pairs]
+    items = ranked.entries(version, with_metadata)
     return SimilarItemsResponse(
         item_id=item_id,
         items=items,  # type: ignore[arg-type]
