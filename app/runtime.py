@@ -2,18 +2,16 @@
 
 Requests reach the model through two micro-batchers in a row: `profiles` turns the
 user ids of concurrent requests into one database statement, `models` turns their
-profiles into one `recommend_batch` call on the model thread. The two run side by side,
-so one batch's profiles are read while the previous batch is being scored.
-
-The model runs on one dedicated thread: batches are scored one at a time anyway, and a
-thread that stays the same stays warm (TensorFlow's per-thread state, caches).
+profiles into one `recommend_batch` call on the model's own thread (app.threadbatch).
+The two run side by side, so one batch's profiles are read while the previous batch is
+being scored. Similar items have a thread of their own, so they never queue behind
+the personalised lists.
 """
 
-import asyncio
 import contextlib
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from sqlalchemy import text
@@ -34,6 +32,7 @@ from app.serving import (
     warm_up,
 )
 from app.settings import Settings
+from app.threadbatch import ThreadBatcher
 from app.version import ModelVersion
 
 Scoring = tuple[ModelVersion, RecommendRequest]
@@ -46,18 +45,16 @@ class Runtime:
     engine: AsyncEngine
     registry: ModelRegistry
     profiles: MicroBatcher[str, UserProfile | None]
-    models: MicroBatcher[Scoring, Ranked]
-    similar: MicroBatcher[Similar, Ranked]
-    model_thread: ThreadPoolExecutor
+    models: ThreadBatcher[Scoring, Ranked]
+    similar: ThreadBatcher[Similar, Ranked]
     guard: DatabaseGuard
     probe_engine: AsyncEngine
 
     async def warm(self) -> None:
-        """Run the path once before traffic: the model on its own thread, and one profile
-        read through the batcher and the autocommit engine it reads with (the lifespan's
-        pool warm-up prepares the statement, not this path's first use)."""
-        live = self.registry.assignment.live
-        await asyncio.get_running_loop().run_in_executor(self.model_thread, warm_up, live)
+        """Run the path once before traffic: the model on the thread that will serve it,
+        and one profile read through the batcher and the autocommit engine it reads with
+        (the lifespan's pool warm-up prepares the statement, not this path's first use)."""
+        await self.models.call(warm_up, self.registry.assignment.live)
         # The database may be down at start: requests degrade until it is back.
         with contextlib.suppress(*DATABASE_ERRORS):
             await self.profiles.submit("")
@@ -68,7 +65,6 @@ class Runtime:
         await self.profiles.stop()
         await self.models.stop()
         await self.similar.stop()
-        self.model_thread.shutdown(wait=True)
         await self.engine.dispose()
         await self.probe_engine.dispose()
 
@@ -87,25 +83,18 @@ def build_runtime(settings: Settings, engine: AsyncEngine, registry: ModelRegist
         )
         return [found.get(user_id) for user_id in user_ids]
 
-    model_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recsys-model")
-
-    async def score(batch: list[Scoring]) -> list[Ranked]:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(model_thread, score_batch, batch, recommend_batch)
-
-    async def like(batch: list[Similar]) -> list[Ranked]:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(model_thread, score_batch, batch, similar_batch)
-
     size, window = serving.batch_max_size, serving.batch_window_ms / 1000
     runtime = Runtime(
         settings=settings,
         engine=engine,
         registry=registry,
         profiles=MicroBatcher("profiles", read_profiles, max_batch=size, window=window),
-        models=MicroBatcher("models", score, max_batch=size, window=window),
-        similar=MicroBatcher("similar", like, max_batch=size, window=window),
-        model_thread=model_thread,
+        models=ThreadBatcher(
+            "models", partial(score_batch, run=recommend_batch), max_batch=size, window=window
+        ),
+        similar=ThreadBatcher(
+            "similar", partial(score_batch, run=similar_batch), max_batch=size, window=window
+        ),
         guard=guard,
         probe_engine=probe_engine,
     )

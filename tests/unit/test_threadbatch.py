@@ -1,0 +1,99 @@
+"""The model stage's batcher: one thread, batches taken as they queue, answers in order."""
+
+import asyncio
+import threading
+
+import pytest
+
+from app.threadbatch import ThreadBatcher
+
+
+class Recorder:
+    def __init__(self, gate: threading.Event | None = None):
+        self.batches: list[list[int]] = []
+        self.threads: set[str] = set()
+        self.gate = gate
+
+    def __call__(self, items: list[int]) -> list[int]:
+        if self.gate is not None:
+            self.gate.wait(5)
+        self.batches.append(list(items))
+        self.threads.add(threading.current_thread().name)
+        return [item * 10 for item in items]
+
+
+async def test_requests_queued_while_busy_share_one_batch_and_get_their_own_answers() -> None:
+    gate = threading.Event()
+    handler = Recorder(gate)
+    batcher = ThreadBatcher("t", handler, max_batch=64)
+    batcher.start()
+    first = batcher.submit(1)  # taken at once; the thread then waits on the gate
+    await asyncio.sleep(0.05)
+    rest = [batcher.submit(n) for n in range(2, 12)]
+    gate.set()
+    assert await first == 10
+    assert await asyncio.gather(*rest) == [n * 10 for n in range(2, 12)]
+    await batcher.stop()
+    assert handler.batches == [[1], list(range(2, 12))]
+    assert handler.threads == {"recsys-t"}
+
+
+async def test_max_batch_caps_a_batch() -> None:
+    gate = threading.Event()
+    handler = Recorder(gate)
+    batcher = ThreadBatcher("t", handler, max_batch=4)
+    batcher.start()
+    futures = [batcher.submit(n) for n in range(10)]
+    gate.set()
+    assert await asyncio.gather(*futures) == [n * 10 for n in range(10)]
+    await batcher.stop()
+    assert max(len(batch) for batch in handler.batches) <= 4
+    assert [n for batch in handler.batches for n in batch] == list(range(10))
+
+
+async def test_a_failing_batch_hands_its_error_to_every_request_and_the_next_batch_runs() -> None:
+    calls = []
+
+    def handler(items: list[int]) -> list[int]:
+        calls.append(items)
+        if 0 in items:
+            raise ValueError("bad batch")
+        return items
+
+    batcher = ThreadBatcher("t", handler, max_batch=64)
+    batcher.start()
+    with pytest.raises(ValueError, match="bad batch"):
+        await batcher.submit(0)
+    assert await batcher.submit(7) == 7
+    await batcher.stop()
+
+
+async def test_call_runs_on_the_serving_thread_and_gone_callers_are_not_scored() -> None:
+    gate = threading.Event()
+    handler = Recorder(gate)
+    batcher = ThreadBatcher("t", handler, max_batch=64)
+    batcher.start()
+    busy = batcher.submit(1)
+    await asyncio.sleep(0.05)
+    gone = batcher.submit(2)
+    gone.cancel()
+    thread_name = batcher.call(lambda: threading.current_thread().name)
+    kept = batcher.submit(3)
+    gate.set()
+    assert (await busy, await kept) == (10, 30)
+    assert await thread_name == "recsys-t"
+    await batcher.stop()
+    assert handler.batches == [[1], [3]]
+
+
+async def test_stop_finishes_the_batch_in_hand() -> None:
+    gate = threading.Event()
+    batcher = ThreadBatcher("t", Recorder(gate), max_batch=64)
+    batcher.start()
+    running = batcher.submit(5)
+    await asyncio.sleep(0.05)
+    stopping = asyncio.create_task(batcher.stop())
+    await asyncio.sleep(0.05)
+    gate.set()
+    await stopping
+    assert await running == 50
