@@ -34,6 +34,13 @@ def test_bench_serve_reports_every_endpoint_beside_the_reference(
     (entry,) = json.loads(out.read_text())["databases"]
     assert entry["backend"] in loaded_database and entry["first_request_ms"] > 0
     assert entry["first_request_next_p50_ms"] > 0 and entry["first_request_vs_next_p50"] > 0
+    # The cold path beside a warm server's request after a pause, and the bare route's.
+    assert "a request after a pause" in done.stdout
+    assert entry["after_pause_ms"] > 0
+    assert entry["first_request_vs_after_pause"] == pytest.approx(
+        entry["first_request_ms"] / entry["after_pause_ms"], abs=0.01
+    )
+    assert entry["reference_after_pause_vs_next_p50"] > 0
     runs = {(run["endpoint"], run["connections"]): run for run in entry["runs"]}
     assert set(runs) == {(name, c) for name in ENDPOINTS for c in (1, 4)}
     for (_name, connections), run in runs.items():

@@ -9,16 +9,13 @@ endpoint's throughput can be quoted as a fraction of what the framework itself a
 
 import asyncio
 import platform
-import random
 import re
-import statistics
 import tempfile
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
@@ -27,6 +24,7 @@ from sqlalchemy import func, select
 from app.db.engine import create_engine, safe_url
 from app.db.tables import interactions
 from app.settings import DatabaseSettings
+from training.bench import coldpath
 from training.bench.events import event_lines, forget_bench_events
 from training.bench.server import Server, run_server
 from training.bench.wrk import LoadResult, run_wrk
@@ -100,7 +98,7 @@ def _bench_database(url: str, plan: Plan, *bar) -> dict:  # type: ignore[no-unty
         # are still answered (and stored) after it ends.
         try:
             with run_server(env, Path(tmp) / "server.log", workers=plan.workers) as server:
-                first_ms, next_ms, version = first_request(server, users)
+                cold = coldpath.measure(server, users)
                 for name in ENDPOINTS if plan.warmup_seconds else ():  # untimed
                     _drive(server, paths[name], max(plan.connections), plan.warmup_seconds, *bar)
                 runs = []
@@ -115,12 +113,10 @@ def _bench_database(url: str, plan: Plan, *bar) -> dict:  # type: ignore[no-unty
     return {
         "database": safe_url(url),
         "backend": _backend(url),
-        "model_version": version,
+        "model_version": cold.version,
         "known_users_sampled": len(users),
-        "first_request_ms": round(first_ms, 2),
-        "first_request_vs_p50": round(first_ms / steady["p50_ms"], 2) if steady else None,
-        "first_request_next_p50_ms": round(next_ms, 2),
-        "first_request_vs_next_p50": round(first_ms / next_ms, 2),
+        "first_request_vs_p50": round(cold.first_ms / steady["p50_ms"], 2) if steady else None,
+        **cold.as_dict(),
         "runs": runs,
     }
 
@@ -139,23 +135,6 @@ async def sample_users(url: str, n: int) -> list[str]:
             return [row[0] for row in await conn.execute(stmt)]
     finally:
         await engine.dispose()
-
-
-def first_request(server: Server, users: list[str], after: int = 20) -> tuple[float, float, str]:
-    """Milliseconds of the first /recommendations after start (on an open connection,
-    so only the service's own cold path is timed), the p50 of the `after` requests that
-    follow on the same client (its own per-request cost, ~1 ms for httpx, is in both, as
-    it is not in wrk's), and the version that answered."""
-    with httpx.Client(base_url=server.base, timeout=60) as client:
-        client.get(ENDPOINTS[REFERENCE]).raise_for_status()
-        times, response = [], None
-        for user in random.choices(users, k=1 + after):
-            started = time.perf_counter()
-            response = client.get(f"/recommendations/{user}")
-            times.append((time.perf_counter() - started) * 1000)
-            response.raise_for_status()
-    assert response is not None
-    return times[0], statistics.median(times[1:]), response.json()["model_version"]
 
 
 def _drive(server: Server, paths: Path, connections: int, seconds: float, progress, task):  # type: ignore[no-untyped-def]
@@ -220,13 +199,7 @@ def print_table(console: Console, entry: dict) -> None:
             str(run["errors"]),
         )
     console.print(table)
-    ratio = entry["first_request_vs_p50"]
-    console.print(
-        f"first /recommendations after start: {entry['first_request_ms']:.2f} ms"
-        + (f" ({ratio:.2f}x wrk's steady p50 at the lowest concurrency)" if ratio else "")
-        + f"; {entry['first_request_vs_next_p50']:.2f}x the p50 of the next requests on the"
-        f" same client ({entry['first_request_next_p50_ms']:.2f} ms)"
-    )
+    console.print(coldpath.describe(entry))
 
 
 def _backend(url: str) -> str:
