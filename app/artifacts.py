@@ -33,12 +33,16 @@ from app.version import ItemMetadata, ModelVersion, Ranking
 log = logging.getLogger(__name__)
 
 
-def load_live(artifacts_dir: Path, *, verify: bool = True) -> ModelVersion:
-    return load_version(artifacts_dir, live_name(artifacts_dir), verify=verify)
+def load_live(artifacts_dir: Path, *, verify: bool = True, search_threads: int = 1) -> ModelVersion:
+    name = live_name(artifacts_dir)
+    return load_version(artifacts_dir, name, verify=verify, search_threads=search_threads)
 
 
-def load_version(artifacts_dir: Path, version: str, *, verify: bool = True) -> ModelVersion:
-    """Load one version completely, checking it fits together; ArtifactError says why not."""
+def load_version(
+    artifacts_dir: Path, version: str, *, verify: bool = True, search_threads: int = 1
+) -> ModelVersion:
+    """Load one version completely, checking it fits together; ArtifactError says why not.
+    `search_threads`: how many threads its batched ScaNN searches may use."""
     folder = artifacts_dir / version
     manifest = _manifest(folder)
     if verify:
@@ -49,7 +53,7 @@ def load_version(artifacts_dir: Path, version: str, *, verify: bool = True) -> M
     try:
         query = _load_saved_model(folder / QUERY_TOWER)
         check_signatures(folder, manifest, query)
-        searcher = _load_searcher(folder / CANDIDATE_INDEX)
+        searcher = _load_searcher(folder / CANDIDATE_INDEX, search_threads)
         vectors = {
             name: _vectors(folder, spec.file, len(item_ids))
             for name, spec in manifest.serving.item_vectors.items()
@@ -80,6 +84,7 @@ def load_version(artifacts_dir: Path, version: str, *, verify: bool = True) -> M
         history_ratings_feature=spec.history_ratings_feature,
         user_id_feature=spec.user_id_feature,
         leaves=manifest.index.num_leaves,
+        search_threads=search_threads,
         reorder=manifest.index.reorder_num_neighbors,
         reorder_multiplier=manifest.index.reorder_multiplier or 1.0,
         ranking=ranking,
@@ -216,10 +221,13 @@ def _load_saved_model(path: Path) -> Any:
     return tf.saved_model.load(str(path))
 
 
-def _load_searcher(path: Path) -> Any:
+def _load_searcher(path: Path, threads: int) -> Any:
     from scann import scann_ops_pybind
 
-    return scann_ops_pybind.load_searcher(str(path))
+    searcher = scann_ops_pybind.load_searcher(str(path))
+    if threads > 1:
+        searcher.set_num_threads(threads)
+    return searcher
 
 
 def configure_tensorflow(intra_op: int, inter_op: int) -> None:

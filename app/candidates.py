@@ -25,11 +25,7 @@ def retrieve(
     results: list[Candidates | None] = [None] * len(queries)
     for depth in sorted(set(depths)):
         members = np.array([i for i, d in enumerate(depths) if d == depth])
-        rows, scores = version.searcher.search_batched(
-            queries[members],
-            final_num_neighbors=depth,
-            pre_reorder_num_neighbors=reorder_depth(version, depth),
-        )
+        rows, scores = _search_batched(version, queries[members], depth)
         keep = _keep_mask(rows, scores, members, banned, size)
         for position, i in enumerate(members.tolist()):
             results[i] = _first(rows[position], scores[position], keep[position], wanted[i])
@@ -38,6 +34,19 @@ def retrieve(
             # The partitions searched held too few unexcluded items: search them all.
             results[i] = _exhaustive(version, queries[i], need, i, banned)
     return [r for r in results if r is not None]
+
+
+def _search_batched(version: ModelVersion, queries: np.ndarray, depth: int) -> Candidates:
+    """One batched search, its queries split over the version's search threads."""
+    depths = {
+        "final_num_neighbors": depth,
+        "pre_reorder_num_neighbors": reorder_depth(version, depth),
+    }
+    threads = min(version.search_threads, len(queries))
+    if threads <= 1:
+        return version.searcher.search_batched(queries, **depths)  # type: ignore[no-any-return]
+    share = -(-len(queries) // threads)  # queries per thread, rounded up
+    return version.searcher.search_batched_parallel(queries, batch_size=share, **depths)  # type: ignore[no-any-return]
 
 
 def _encode(excluded: list[np.ndarray], size: int) -> np.ndarray:

@@ -42,7 +42,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         logs.configure(config.log_level, config.log_format)
         registry = ModelRegistry(
-            config.artifacts.dir, verify=config.artifacts.verify_checksums, warm=warm_up
+            config.artifacts.dir,
+            verify=config.artifacts.verify_checksums,
+            warm=warm_up,
+            search_threads=config.serving.search_threads,
         )
         # Fails fast (and the process exits) when no version at all can be served.
         await asyncio.to_thread(start_registry, config, registry)

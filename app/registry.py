@@ -61,8 +61,11 @@ class Refusal:
 
 
 class ModelRegistry:
-    def __init__(self, artifacts_dir: Path, *, verify: bool = True, warm=None):  # type: ignore[no-untyped-def]
+    def __init__(
+        self, artifacts_dir: Path, *, verify: bool = True, warm=None, search_threads: int = 1
+    ):  # type: ignore[no-untyped-def]
         self.artifacts_dir, self.verify, self._warm = artifacts_dir, verify, warm
+        self.search_threads = search_threads
         self.current: Assignment | None = None
         self.refused: dict[str, Refusal] = {}
         self.swaps = 0
@@ -183,7 +186,9 @@ class ModelRegistry:
             return None  # refused before and unchanged since: not worth another load
         try:
             with loading(polite=serving):
-                version = load_version(self.artifacts_dir, name, verify=self.verify)
+                version = load_version(
+                    self.artifacts_dir, name, verify=self.verify, search_threads=self.search_threads
+                )
                 if serving and self._warm is not None:
                     self._warm(version)
         except Exception as exc:  # any failure of a version keeps it out, not the service

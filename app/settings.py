@@ -93,6 +93,9 @@ class ServingSettings(BaseSettings):
     # micro-batcher, not op-level parallelism, is what makes use of concurrency.
     tf_intra_op_threads: int = Field(default=1, ge=0)
     tf_inter_op_threads: int = Field(default=1, ge=0)
+    # Threads one batched ScaNN search may split its queries over (1: the model thread
+    # alone). Worth raising with a large catalog and cores to spare.
+    search_threads: int = Field(default=1, ge=1, le=64)
     # Run the request path at a few batch sizes before a version takes traffic.
     warm_up: bool = True
     # Most events one POST /events may carry (all stored, or none); 500 at most.

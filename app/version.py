@@ -75,6 +75,7 @@ class ModelVersion:
     # [items, dim] the vectors the index holds (similar items, exact filtered search).
     item_embeddings: np.ndarray | None = None
     filters: ItemFilters | None = None  # None: exported before business filters
+    search_threads: int = 1  # threads a batched ScaNN search splits its queries over
 
     @property
     def size(self) -> int:

@@ -10,7 +10,7 @@ import pytest
 
 from app.artifacts import ArtifactError, load_live, load_version
 from app.db.queries import UserProfile
-from app.serving import RecommendRequest
+from app.serving import RecommendRequest, recommend_batch
 from app.version import ModelVersion
 from tests.model.test_ranking import assert_fast_path_matches_the_full_ranker, full_ranker
 from training import export
@@ -76,3 +76,20 @@ def test_a_version_without_the_serving_section_is_refused(
     message = f"{copy / export.MANIFEST}: no 'serving' in the manifest.*run `recsys train`"
     with pytest.raises(ArtifactError, match=message):
         load_version(tmp_path, copy.name)
+
+
+def test_a_search_split_over_threads_answers_as_one_thread_does(
+    artifacts_dir: Path, version: ModelVersion, movielens
+) -> None:
+    """RECSYS_SERVING_SEARCH_THREADS only changes who does the work: the same batch gets
+    the same lists, row for row and score for score."""
+    threaded = load_live(artifacts_dir, search_threads=2)
+    assert threaded.search_threads == 2 and version.search_threads == 1
+    users = [profile(movielens, user_id) for user_id in ("1", "13", "405", "900", "655")]
+    requests = [RecommendRequest(user, 10, user.history) for user in users]
+    requests += [RecommendRequest(users[0], 100), RecommendRequest(users[1], 3, users[1].history)]
+    alone, split = recommend_batch(version, requests), recommend_batch(threaded, requests)
+    for one, other in zip(alone, split, strict=True):
+        assert one.rows.tolist() == other.rows.tolist()
+        assert one.scores == pytest.approx(other.scores, abs=1e-6)
+    assert [len(r.rows) for r in split] == [10] * 5 + [100, 3]
