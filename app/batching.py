@@ -12,7 +12,7 @@ import contextlib
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from app import metrics
 
@@ -62,13 +62,21 @@ class MicroBatcher(Generic[T, R]):
     async def _handle(self, batch: list[tuple[T, asyncio.Future, float]]) -> None:
         started = time.perf_counter()
         metrics.observe_batch(self.name, len(batch), [started - queued for *_, queued in batch])
+        futures = [future for _, future, _ in batch]
         try:
             results = await self.handler([item for item, _, _ in batch])
         except Exception as exc:  # handed to every waiting request, which reports it
-            for _, future, _ in batch:
-                if not future.done():
-                    future.set_exception(exc)
+            settle(futures, None, exc)
             return
-        for (_, future, _), result in zip(batch, results, strict=True):
-            if not future.done():
-                future.set_result(result)
+        settle(futures, results, None)
+
+
+def settle(futures: Sequence[asyncio.Future], results: Any, error: Exception | None) -> None:
+    """On the event loop: each future still waiting gets its result, or the batch's error."""
+    for position, future in enumerate(futures):
+        if future.done():
+            continue
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(results[position])

@@ -17,6 +17,7 @@ from functools import partial
 from typing import Any, Generic, TypeVar
 
 from app import metrics
+from app.batching import settle
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -95,19 +96,8 @@ class ThreadBatcher(Generic[T, R]):
         except Exception as exc:  # handed to every waiting request, which reports it
             results, error = None, exc
         assert self._loop is not None
-        self._loop.call_soon_threadsafe(_deliver, futures, results, error)
+        self._loop.call_soon_threadsafe(settle, futures, results, error)
 
 
 def _as_list(fn: Callable[..., Any], args: tuple[Any, ...]) -> list[Any]:
     return [fn(*args)]
-
-
-def _deliver(futures: list[asyncio.Future], results: Any, error: Exception | None) -> None:
-    """On the event loop: settle each future still waiting."""
-    for position, future in enumerate(futures):
-        if future.done():
-            continue
-        if error is not None:
-            future.set_exception(error)
-        else:
-            future.set_result(results[position])

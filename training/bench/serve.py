@@ -32,7 +32,7 @@ from training.bench.wrk import LoadResult, run_wrk
 REFERENCE = "reference"
 EVENTS = "events (POST)"
 ENDPOINTS = {
-    REFERENCE: "/bench/reference",
+    REFERENCE: coldpath.REFERENCE_PATH,
     "recommendations": "/recommendations/{user}",
     "recommendations?returnMetadata": "/recommendations/{user}?returnMetadata=true",
     "feature": "/feature/{user}",
