@@ -78,22 +78,31 @@ def test_exact_top_k_is_best_first() -> None:
 
 
 TREE = IndexConfig(mode="tree_ah", leaves_to_search_fraction=0.25)  # a small forced tree
+
+
+@pytest.fixture(scope="module")
+def tree_vectors() -> tuple[np.ndarray, np.ndarray]:
+    """3,000 items and 200 queries: enough rows per leaf that one k-means build varies
+    little (300 items gave recall 0.74-1.00 across builds, 3,000 gave 0.94-0.98)."""
+    return clustered(3000, 200)
 APPROXIMATE = [TREE, IndexConfig(mode="ah")]
 
 
-def test_tree_ah_config_keeps_recall_at_10(vectors) -> None:
-    items, queries = vectors
-    searcher, info = export.build_index(items, TREE)
+def test_tree_ah_config_keeps_recall_at_10(tree_vectors) -> None:
+    items, queries = tree_vectors
+    tree = IndexConfig(mode="tree_ah", leaves_to_search_fraction=0.1)
+    searcher, info = export.build_index(items, tree)
     approximate, _ = searcher.search_batched(queries, final_num_neighbors=K)
     assert info == {
         "mode": "tree_ah",
-        "num_leaves": 17,
-        "leaves_to_search": 4,
+        "num_leaves": 54,
+        "leaves_to_search": 5,
         "reorder_num_neighbors": 200,
         "reorder_multiplier": 4.0,
     }
-    # Measured 0.90-1.00 over 40 builds (k-means is not bit-reproducible across runs).
-    assert recall_at_k(approximate, export.exact_top_k(queries, items, K)) >= 0.8
+    # k-means is not bit-reproducible across runs: 40 builds with the other core busy
+    # gave mean 0.963, std 0.010, min 0.941.
+    assert recall_at_k(approximate, export.exact_top_k(queries, items, K)) >= 0.85
 
 
 @pytest.mark.parametrize(
