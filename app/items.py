@@ -7,10 +7,11 @@ from fastapi import APIRouter, Path, Query, Request, Response
 
 from app import similar as service
 from app.deps import runtime_of
+from app.fastroute import OneModelRoute
 from app.routes import ERRORS, Exclude, json, selection_of
 from app.schemas import ErrorResponse, ItemsResponse, SimilarItemsResponse
 
-router = APIRouter()
+router = APIRouter(route_class=OneModelRoute)
 ItemId = Annotated[
     str,
     Path(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$", description="Item id."),

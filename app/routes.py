@@ -13,11 +13,12 @@ from pydantic import BaseModel
 from app import metrics
 from app import recommend as service
 from app.deps import runtime_of
+from app.fastroute import OneModelRoute
 from app.observe import set_outcome
 from app.schemas import ErrorResponse, FeatureResponse, HealthResponse, RecommendationsResponse
 from app.selection import Selection, selection_from
 
-router = APIRouter()
+router = APIRouter(route_class=OneModelRoute)
 # One comma-separated value, short enough that the request line stays under 8 KiB.
 Exclude = Annotated[
     str, Query(max_length=500, description="Item ids never to answer with, comma-separated.")
