@@ -16,7 +16,7 @@ from app.deps import runtime_of
 from app.fastroute import OneModelRoute
 from app.observe import set_outcome
 from app.schemas import ErrorResponse, FeatureResponse, HealthResponse, RecommendationsResponse
-from app.selection import Selection, selection_from
+from app.selection import NO_SELECTION, Selection, selection_from
 
 router = APIRouter(route_class=OneModelRoute)
 # One comma-separated value, short enough that the request line stays under 8 KiB.
@@ -43,7 +43,10 @@ def selection_of(request: Request, exclude: str) -> Selection:
     """The request's exclusions and its filters on the live version's filterable fields."""
     filters = runtime_of(request).registry.assignment.live.filters
     fields = filters.fields if filters is not None else []
-    params = {name: request.query_params.getlist(name) for name in fields}
+    query = request.query_params
+    if not exclude and not any(name in query for name in fields):
+        return NO_SELECTION  # the common request: nothing to build
+    params = {name: query.getlist(name) for name in fields}
     return selection_from(params, [exclude], fields)
 
 

@@ -85,6 +85,8 @@ def tree_vectors() -> tuple[np.ndarray, np.ndarray]:
     """3,000 items and 200 queries: enough rows per leaf that one k-means build varies
     little (300 items gave recall 0.74-1.00 across builds, 3,000 gave 0.94-0.98)."""
     return clustered(3000, 200)
+
+
 APPROXIMATE = [TREE, IndexConfig(mode="ah")]
 
 
