@@ -43,9 +43,10 @@ async def record_events(*, runtime: Runtime, request: EventsRequest) -> EventsRe
             return await store_events(conn, [_new(e, now) for e in events])
 
     try:
-        stored = await runtime.guard.run(
-            write, deadline=runtime.settings.database.write_deadline_seconds
-        )
+        async with runtime.writes.turn():  # SQLite: one writer at a time (app.db.writegate)
+            stored = await runtime.guard.run(
+                write, deadline=runtime.settings.database.write_deadline_seconds
+            )
     except InvalidEvents:
         _rejected(len(events))
         raise

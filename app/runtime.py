@@ -21,6 +21,7 @@ from app.batching import MicroBatcher
 from app.db.engine import autocommit, create_engine, read_retrying
 from app.db.guard import DatabaseGuard
 from app.db.queries import UserProfile, fetch_profiles
+from app.db.writegate import WriteGate
 from app.errors import DATABASE_ERRORS
 from app.registry import ModelRegistry
 from app.serving import (
@@ -49,6 +50,7 @@ class Runtime:
     similar: ThreadBatcher[Similar, Ranked]
     guard: DatabaseGuard
     probe_engine: AsyncEngine
+    writes: WriteGate
 
     async def warm(self) -> None:
         """Run the path once before traffic: the model on the thread that will serve it,
@@ -97,6 +99,10 @@ def build_runtime(settings: Settings, engine: AsyncEngine, registry: ModelRegist
         ),
         guard=guard,
         probe_engine=probe_engine,
+        writes=WriteGate(
+            single_writer=engine.dialect.name == "sqlite",
+            wait_seconds=settings.database.write_deadline_seconds,
+        ),
     )
     runtime.profiles.start()
     runtime.models.start()
