@@ -6,14 +6,17 @@ FastAPI's own handler (`solve_dependencies`) costs the event loop about a fifth 
 parameter. `OneModelRoute` (FastAPI's documented custom-`APIRoute` hook) builds, once per
 route, a pydantic model from the same `Path(...)`/`Query(...)` declarations and validates
 all parameters with it in pydantic-core, so the rules, the 422 errors and the OpenAPI
-schema stay FastAPI's. Only endpoints whose parameters are path or query values (plus
-`request: Request`), which are `async def` and annotated to return a `Response` take the
-fast handler; any other endpoint gets FastAPI's.
+schema stay FastAPI's. Only endpoints whose parameters are single path or query values
+(str, int, float, bool, an Enum or a Literal, optional or not; plus `request: Request`),
+which are `async def` and annotated to return a `Response` take the fast handler; any
+other endpoint (a list parameter read from repeated keys, a body, a header) gets FastAPI's.
 """
 
+import enum
 import inspect
+import types
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, Literal, Union, get_args, get_origin
 
 from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -41,9 +44,22 @@ def _fast(route: APIRoute) -> bool:
         dependant.body_params,
         dependant.dependencies,
     )
+    params = [*dependant.path_params, *dependant.query_params]
+    scalars = all(_scalar(param.field_info.annotation) for param in params)
     returns = inspect.signature(route.endpoint).return_annotation
     answers = inspect.isclass(returns) and issubclass(returns, Response)
-    return not any(others) and inspect.iscoroutinefunction(route.endpoint) and answers
+    return not any(others) and scalars and inspect.iscoroutinefunction(route.endpoint) and answers
+
+
+def _scalar(annotation: Any) -> bool:
+    """One value per key (what `query_params[key]` gives), optional or not."""
+    if get_origin(annotation) in (Union, types.UnionType):
+        return all(_scalar(arg) for arg in get_args(annotation) if arg is not type(None))
+    if get_origin(annotation) is Literal:
+        return True
+    return annotation in (str, int, float, bool) or (
+        inspect.isclass(annotation) and issubclass(annotation, enum.Enum)
+    )
 
 
 def _params_model(route: APIRoute) -> tuple[type[BaseModel], dict[str, str]]:

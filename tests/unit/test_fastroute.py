@@ -92,7 +92,8 @@ def test_openapi_schema_is_unchanged() -> None:
 
 
 def test_endpoints_fastapi_must_handle_keep_its_handler() -> None:
-    """A header parameter, a sync endpoint and one returning a model are FastAPI's."""
+    """A header parameter, a sync endpoint, one returning a model and a list parameter
+    (read from repeated keys) are FastAPI's."""
     router = APIRouter(route_class=OneModelRoute)
 
     @router.get("/h")
@@ -107,12 +108,17 @@ def test_endpoints_fastapi_must_handle_keep_its_handler() -> None:
     async def model(k: int = 1) -> dict:
         return {"k": k}
 
+    @router.get("/many")
+    async def many(tag: Annotated[list[str], Query()] = []) -> Response:  # noqa: B006
+        return Response(",".join(tag))
+
     app = FastAPI()
     app.include_router(router)
     client = TestClient(app)
     assert client.get("/h", headers={"x-id": "7"}).text == "7"
     assert client.get("/sync?k=3").text == "3"
     assert client.get("/model?k=4").json() == {"k": 4}
+    assert client.get("/many?tag=a&tag=b").text == "a,b"  # every value, not the last
 
 
 def test_the_hot_routes_take_the_fast_handler() -> None:
