@@ -66,6 +66,8 @@ class ModelVersion:
     leaves: int  # ScaNN partitions; searching all of them is exhaustive
     reorder: int  # candidates ScaNN re-scores exactly; never ask for fewer
     reorder_multiplier: float = 1.0  # ... nor fewer than this many per requested result
+    # A brute-force index: scored exactly with numpy over `item_embeddings` instead.
+    exact: bool = False
     # Ratings parallel to the history (NaN where none); None for versions without it.
     history_ratings_feature: str | None = None
     user_id_feature: str = "user_id"

@@ -14,6 +14,7 @@ import pytest
 import tensorflow as tf
 from scann import scann_ops_pybind
 
+from app import candidates
 from app.artifacts import ArtifactError, load_live
 from app.candidates import reorder_depth, retrieve
 from app.db.queries import UserProfile
@@ -251,6 +252,8 @@ def test_live_version_is_the_published_one(live: ModelVersion, retrieval_dir: Pa
         "reorder_num_neighbors": 0,
     }
     assert live.history_length == HISTORY_LENGTH and live.history_feature == F.HISTORY
+    # A brute-force index is served exactly, with numpy over the vectors it holds.
+    assert live.exact and live.item_embeddings is not None
     catalog = tiny_catalog()
     split = leave_last_out(catalog, build_contract(catalog, HISTORY_LENGTH))
     assert live.popular == popular_items(split, CONFIG.popular_items)
@@ -459,6 +462,31 @@ def test_exclusions_apply_to_their_own_request_only(vectors) -> None:
     assert first[0].tolist() == exact[3:].tolist()
     assert second[0].tolist() == exact[:K].tolist()
     np.testing.assert_allclose(first[1], queries[0] @ items[exact[3:]].T, atol=1e-5)
+
+
+@pytest.mark.parametrize("step", [None, 1, 7], ids=["one-product", "slices-of-1", "slices-of-7"])
+def test_an_exact_index_is_scored_with_a_mask_and_answers_as_scann_does(
+    vectors, monkeypatch, step
+) -> None:
+    """A brute-force version scores the catalog with numpy, seen rows masked, without
+    calling ScaNN; the answers are the ScaNN brute-force path's (rows equal, scores within
+    1e-5) for light, heavy and all-but-everything exclusions, in any slicing of queries."""
+    items, queries = vectors
+    scann_path = index_version(items, IndexConfig(mode="brute_force"))
+    recording = RecordingSearcher(scann_path.searcher)
+    exact = dataclasses.replace(scann_path, searcher=recording, item_embeddings=items, exact=True)
+    if step is not None:
+        monkeypatch.setattr(candidates, "MASKED_SCORES", step * len(items))
+    seen = [NONE, np.arange(0, 300, 3), np.arange(295), np.arange(300), np.array([5, 5, 9])]
+    wanted = [K, 100, 20, K, 1]
+    expected = retrieve(scann_path, queries[:5], wanted, seen)
+    found = retrieve(exact, queries[:5], wanted, seen)
+    assert recording.calls == []
+    assert [len(rows) for rows, _ in found] == [K, 100, 5, 0, 1]
+    for (rows, scores), (want_rows, want_scores), skip in zip(found, expected, seen, strict=True):
+        assert rows.tolist() == want_rows.tolist()
+        assert not set(rows.tolist()) & set(skip.tolist())
+        np.testing.assert_allclose(scores, want_scores, atol=1e-5)
 
 
 class RecordingSearcher:
