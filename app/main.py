@@ -86,6 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 def start_registry(config: Settings, registry: ModelRegistry) -> None:
     configure_tensorflow(config.serving.tf_intra_op_threads, config.serving.tf_inter_op_threads)
+    limit_blas(config.serving.blas_threads)
     # The libraries' objects (TensorFlow alone: ~350k) live as long as the process: keep
     # the collector off them. Versions are loaded after this, so they stay collectable,
     # and collecting one costs its own size (tens of ms), not TensorFlow's (~0.4 s).
@@ -94,6 +95,16 @@ def start_registry(config: Settings, registry: ModelRegistry) -> None:
     gc.collect()
     gc.freeze()
     registry.start()
+
+
+def limit_blas(threads: int) -> None:
+    """Cap numpy's BLAS threads for the process (0: leave its default). Measured with wrk
+    at 32 connections: the exact search's products with OpenBLAS's default threads gave a
+    p99 of 29-53 ms, with one thread 19-24 ms."""
+    if threads:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=threads, user_api="blas")
 
 
 @asynccontextmanager

@@ -93,6 +93,9 @@ class ServingSettings(BaseSettings):
     # micro-batcher, not op-level parallelism, is what makes use of concurrency.
     tf_intra_op_threads: int = Field(default=1, ge=0)
     tf_inter_op_threads: int = Field(default=1, ge=0)
+    # Threads numpy's BLAS may use for one matrix product (0: its default, one per core,
+    # which then spin idle after each product and take the cores from the event loop).
+    blas_threads: int = Field(default=1, ge=0)
     # Threads one batched ScaNN search may split its queries over (1: the model thread
     # alone). Worth raising with a large catalog and cores to spare.
     search_threads: int = Field(default=1, ge=1, le=64)
