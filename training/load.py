@@ -39,7 +39,8 @@ from training.catalog_files import (
 
 # (step, rows done in it so far). Steps: "users", "items", "interactions" while their
 # files are read (rows read); "writing users", "writing items", "writing interactions"
-# (0 when the statement starts, the rows it wrote when it ends); "analyze".
+# (0 when the statement starts, the rows it wrote when it ends); "analyze"; "vacuum"
+# (PostgreSQL).
 Progress = Callable[[str, int], None]
 # The engine's statement timeout is made for requests; one load statement may sort and
 # write tens of millions of rows.
@@ -83,7 +84,23 @@ async def load_catalog(
         report("analyze", 0)
         # Fresh planner statistics: the request path's plans depend on them.
         await db.execute("ANALYZE")
-        return {t: await _count(db, t) for t in ("users", "items", "interactions")}
+        counts = {t: await _count(db, t) for t in ("users", "items", "interactions")}
+    if engine.dialect.name == "postgresql":
+        report("vacuum", 0)
+        await _vacuum(engine)
+    return counts
+
+
+async def _vacuum(engine: AsyncEngine) -> None:
+    """Mark the freshly written interactions all-visible. The profile read scans its
+    covering index backward, index-only; rows not yet marked (autovacuum off, or not
+    round yet: a load is one burst) send each lookup to the table, so the planner takes a
+    bitmap scan and a sort instead (pgbench, one statement of 19 MovieLens users: 1.84 ms
+    before, 1.14 ms after). VACUUM runs outside a transaction, so after the load's."""
+    async with engine.connect() as conn:
+        auto = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        raw = await auto.get_raw_connection()
+        await _Postgres(raw.driver_connection).execute("VACUUM interactions")
 
 
 async def _count(db: "_Backend", table: str) -> int:
