@@ -53,8 +53,8 @@ def _masked(
     step = max(1, MASKED_SCORES // max(size, 1))
     for start in range(0, len(queries), step):
         scores = np.asarray(queries[start : start + step], dtype=np.float32) @ items.T
-        codes = banned[(banned >= start * size) & (banned < (start + step) * size)]
-        scores.flat[codes - start * size] = -np.inf  # C order: query * size + row
+        lo, hi = np.searchsorted(banned, [start * size, (start + step) * size])  # sorted
+        scores.flat[banned[lo:hi] - start * size] = -np.inf  # C order: query * size + row
         found += _best(scores, wanted[start : start + step])
     return found
 
@@ -174,9 +174,8 @@ def _exact(version: ModelVersion, query: np.ndarray, eligible: np.ndarray, n: in
         rows, scores = version.searcher.search(query, final_num_neighbors=version.size)
         keep = np.isfinite(scores) & np.isin(rows, eligible)
         return _first(rows, scores, keep, n)
-    scores = version.item_embeddings[eligible] @ query
-    top = np.arange(len(scores))
-    if n < len(scores):  # a partial sort: the eligible set may be most of the catalog
-        top = np.argpartition(-scores, n - 1)[:n]
-    top = top[np.argsort(-scores[top], kind="stable")]
-    return eligible[top].astype(np.int64), scores[top].astype(np.float32)
+    if not len(eligible):
+        return np.empty(0, np.int64), np.empty(0, np.float32)
+    # A partial sort (`_best`): the eligible set may be most of the catalog.
+    [(top, scores)] = _best((version.item_embeddings[eligible] @ query)[None, :], [n])
+    return eligible[top].astype(np.int64), scores.astype(np.float32)
