@@ -84,6 +84,7 @@ def load_version(
         history_ratings_feature=spec.history_ratings_feature,
         user_id_feature=spec.user_id_feature,
         leaves=manifest.index.num_leaves,
+        leaves_to_search=manifest.index.leaves_to_search,
         exact=manifest.index.mode == "brute_force",
         search_threads=search_threads,
         reorder=manifest.index.reorder_num_neighbors,

@@ -79,6 +79,7 @@ def _search_batched(version: ModelVersion, queries: np.ndarray, depth: int) -> C
     depths = {
         "final_num_neighbors": depth,
         "pre_reorder_num_neighbors": reorder_depth(version, depth),
+        "leaves_to_search": version.leaves_to_search,
     }
     threads = min(version.search_threads, len(queries))
     if threads <= 1:
@@ -161,7 +162,10 @@ def retrieve_filtered(
     share = len(eligible) / version.size
     depth = min(version.size, math.ceil((wanted + len(banned)) / share * OVERFETCH))
     rows, scores = version.searcher.search(
-        query, final_num_neighbors=depth, pre_reorder_num_neighbors=reorder_depth(version, depth)
+        query,
+        final_num_neighbors=depth,
+        pre_reorder_num_neighbors=reorder_depth(version, depth),
+        leaves_to_search=version.leaves_to_search or -1,
     )
     keep = np.isfinite(scores) & np.isin(rows, eligible)
     if keep.sum() >= min(wanted, len(eligible)):

@@ -78,6 +78,8 @@ class ModelVersion:
     item_embeddings: np.ndarray | None = None
     filters: ItemFilters | None = None  # None: exported before business filters
     search_threads: int = 1  # threads a batched ScaNN search splits its queries over
+    # Partitions a search opens, as the export tuned it; None: the searcher's own default.
+    leaves_to_search: int | None = None
 
     @property
     def size(self) -> int:

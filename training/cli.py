@@ -570,7 +570,16 @@ def bench_index(
     ] = None,
     leaves_to_search: Annotated[
         float | None,
-        typer.Option(min=0.0001, max=1.0, help="Share of the leaves a query searches."),
+        typer.Option(min=0.0001, max=1.0, help="Share of the leaves a query searches, at most."),
+    ] = None,
+    target_recall: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0001,
+            max=1.0,
+            help="Search the fewest leaves keeping this recall@k on separate queries "
+            "(default: config).",
+        ),
     ] = None,
     reorder: Annotated[
         int | None, typer.Option(min=1, help="Candidates re-scored exactly (default: config).")
@@ -591,6 +600,7 @@ def bench_index(
         "num_leaves": leaves,
         "leaves_to_search_fraction": leaves_to_search,
         "reorder_num_neighbors": reorder,
+        "target_recall": target_recall,
     }
     updates = {name: value for name, value in knobs.items() if value is not None}
     try:  # the index settings `recsys train` would use, with the options above on top

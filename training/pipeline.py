@@ -219,7 +219,9 @@ def stage(settings: Settings, trained: Trained) -> Staged:
     columns = item_columns(catalog, rows, trained.split.contract)
     vectors = export.item_vectors(staging / ITEM_TOWER, columns)
     files = export.write_item_vectors(staging / ITEM_VECTORS, vectors)
-    searcher, index_info = export.build_index(vectors["embedding"], config.index)
+    searcher, index_info = export.build_index(
+        vectors["embedding"], config.index, queries=tuning_queries(trained), depth=depth(config)
+    )
     (staging / CANDIDATE_INDEX).mkdir()
     searcher.serialize(str(staging / CANDIDATE_INDEX), relative_path=True)  # type: ignore[attr-defined]
     export.write_metadata(staging / METADATA, item_metadata(catalog))
@@ -233,6 +235,28 @@ def stage(settings: Settings, trained: Trained) -> Staged:
     staged = Staged(staging, searcher, index_info, vectors, files, signatures)
     base_manifest(staged, trained).write(staging)
     return staged
+
+
+TUNING_QUERIES = 1000
+
+
+def tuning_queries(trained: Trained) -> np.ndarray | None:
+    """Query vectors at up to TUNING_QUERIES training events (never a test event), which
+    a tree index's search is tuned against; None for an index without a tree."""
+    split, index = trained.split, trained.config.index
+    if export.index_mode(len(trained.catalog.item_ids), index) != "tree_ah":
+        return None
+    count = min(TUNING_QUERIES, len(split.train_positions))
+    picked = np.random.default_rng(0).choice(split.train_positions, count, replace=False)
+    positions = np.sort(picked)
+    users = np.searchsorted(split.catalog.starts, positions, side="right") - 1
+    return embed(trained.retrieval.query_tower, query_columns(split, positions, users), 4096)
+
+
+def depth(config: TrainConfig) -> int:
+    """How many candidates the app retrieves per request: what the ranker re-orders, or
+    the API's default k."""
+    return config.ranker.candidates if config.ranker.enabled else 10
 
 
 def evaluate_version(

@@ -108,6 +108,54 @@ def test_tree_ah_config_keeps_recall_at_10(tree_vectors) -> None:
     assert recall_at_k(approximate, export.exact_top_k(queries, items, K)) >= 0.85
 
 
+def tree_recall(searcher, queries: np.ndarray, items: np.ndarray, leaves: int) -> float:
+    """recall@K of `searcher` opening `leaves` leaves, re-ranking as the export tunes."""
+    found, _ = searcher.search_batched(
+        queries, final_num_neighbors=K, pre_reorder_num_neighbors=200, leaves_to_search=leaves
+    )
+    return recall_at_k(np.asarray(found), export.exact_top_k(queries, items, K))
+
+
+def test_tuning_opens_the_fewest_leaves_that_keep_the_target_recall(tree_vectors) -> None:
+    """Given held-out queries, the export picks the fewest leaves (of its candidate
+    shares, up to the configured share) whose recall@k reaches the target: every fewer
+    count tried misses it."""
+    items, queries = tree_vectors
+    tuning, held_out = queries[:100], queries[100:]
+    config = IndexConfig(mode="tree_ah", leaves_to_search_fraction=0.25, target_recall=0.8)
+    searcher, info = export.build_index(items, config, queries=tuning)
+    count, ceiling = info["leaves_to_search"], round(54 * 0.25)
+    tried = sorted({round(54 * share) for share in export.TUNING_SHARES} - {0})
+    assert 1 <= count < ceiling and count in tried
+    assert info["tuning"] == {
+        "queries": 100,
+        "k": K,
+        "recall": tree_recall(searcher, tuning, items, count),
+    }
+    assert info["tuning"]["recall"] >= 0.8
+    assert all(tree_recall(searcher, tuning, items, n) < 0.8 for n in tried if n < count)
+    assert tree_recall(searcher, held_out, items, count) >= 0.7  # not fitted to its queries
+
+
+def test_tuning_never_opens_more_than_the_configured_share(tree_vectors) -> None:
+    """An unreachable target keeps the configured share: tuning never slows a search."""
+    items, queries = tree_vectors
+    config = IndexConfig(mode="tree_ah", leaves_to_search_fraction=0.1, target_recall=1.0)
+    _, info = export.build_index(items, config, queries=queries[:100])
+    assert info["leaves_to_search"] == 5 and info["tuning"]["recall"] < 1.0
+    _, untuned = export.build_index(items, config)  # no queries: the share, no tuning
+    assert untuned["leaves_to_search"] == 5 and "tuning" not in untuned
+
+
+def test_serving_opens_as_many_leaves_as_the_manifest_names(tree_vectors) -> None:
+    items, queries = tree_vectors
+    version = dataclasses.replace(index_version(items, TREE), leaves_to_search=13)
+    exact = export.exact_top_k(queries, items, K)
+    wide = recall_at_k(served_rows(version, queries, K), exact)
+    narrow = dataclasses.replace(version, leaves_to_search=1)
+    assert recall_at_k(served_rows(narrow, queries, K), exact) < wide - 0.1
+
+
 @pytest.mark.parametrize(
     ("rows", "mode"),
     [(63, "brute_force"), (19_999, "brute_force"), (20_000, "ah"), (100_000, "tree_ah")],
