@@ -1,16 +1,18 @@
 """Recommendation logic: personalised lists, seen-item exclusion, cold-start fallback.
 
 Plain functions with keyword-only arguments: the routes call them, a batch job could too.
-Each builds its response schema once (validated once) for the route to serialise.
+A list is answered as JSON bytes (app.answer); the others build their response schema
+once (validated once) for the route to serialise.
 """
 
 import numpy as np
 
 from app import metrics
+from app.answer import FallbackReason, ListAnswer
 from app.db.queries import UserProfile
 from app.errors import DATABASE_ERRORS, NotFoundError
 from app.runtime import Runtime
-from app.schemas import FeatureResponse, RecommendationsResponse, UserFeature
+from app.schemas import FeatureResponse, UserFeature
 from app.selection import NO_SELECTION, Selection, shortfall
 from app.serving import RecommendRequest
 from app.version import ModelVersion
@@ -24,7 +26,7 @@ async def recommend(
     with_metadata: bool,
     include_seen: bool,
     selection: Selection = NO_SELECTION,
-) -> RecommendationsResponse:
+) -> ListAnswer:
     # The version this request finishes on, even across a swap (sticky per user in A/B).
     version = runtime.registry.assignment.choose(user_id)
     allowed = selection.allowed(version)
@@ -33,17 +35,17 @@ async def recommend(
     except DATABASE_ERRORS:
         # Still answer: a popular list beats an error page while the database recovers
         # (the database guard logs the outage, rate-limited; not a line per request).
-        reason = "database_unavailable"
+        reason: FallbackReason = "database_unavailable"
         return _popular(version, user_id, k, reason, with_metadata, selection, allowed)
     if profile is None:
         return _popular(version, user_id, k, "unknown_user", with_metadata, selection, allowed)
     exclude = (*(() if include_seen else profile.history), *selection.exclude)
     request = RecommendRequest(profile, k, exclude, allowed)
     ranked = await runtime.models.submit((version, request))
-    items = ranked.entries(version, with_metadata)
-    return RecommendationsResponse(
+    items = ranked.items_json(version, with_metadata)
+    return ListAnswer(
         user_id=user_id,
-        items=items,  # type: ignore[arg-type]
+        items=items,
         model_version=version.version,
         ranked_by="retrieval" if version.ranking is None else "ranking",
         fallback=False,
@@ -56,26 +58,26 @@ def _popular(
     version: ModelVersion,
     user_id: str,
     k: int,
-    reason: str,
+    reason: FallbackReason,
     with_metadata: bool,
     selection: Selection,
     allowed: np.ndarray | None,
-) -> RecommendationsResponse:
+) -> ListAnswer:
     metrics.FALLBACKS.labels(reason).inc()
     items = []
     for entry in version.popular:
         row = version.row_of.get(entry["id"])
         if row is not None and selection.keeps(version, row, allowed):
-            items.append(version.entry(row, float(entry["score"]), with_metadata))
+            items.append(version.item_json(row, float(entry["score"]), with_metadata))
         if len(items) == k:
             break
-    return RecommendationsResponse(
+    return ListAnswer(
         user_id=user_id,
-        items=items,  # type: ignore[arg-type]
+        items=items,
         model_version=version.version,
         ranked_by="popularity",
         fallback=True,
-        fallback_reason=reason,  # type: ignore[arg-type]
+        fallback_reason=reason,
         shortfall=shortfall(len(items), k, selection),
     )
 

@@ -1,7 +1,9 @@
 """HTTP routes: parse, call one service function, return a response schema.
 
 Responses are serialised once by pydantic-core (the schema was validated when the
-service built it) and returned as bytes, so FastAPI does not validate them again.
+service built it) and returned as bytes, so FastAPI does not validate them again; a
+/recommendations answer is built as JSON bytes directly (app.answer), nothing validated
+per request.
 """
 
 from typing import Annotated, Any, Literal
@@ -77,7 +79,7 @@ async def recommendations(
     catalog as a parameter (MovieLens: `genres=Comedy`; repeated or comma-separated
     values match any of them; several fields must all match; `GET /filters` lists them)."""
     runtime = runtime_of(request)
-    body = await service.recommend(
+    answer = await service.recommend(
         runtime=runtime,
         user_id=user_id,
         k=k,
@@ -85,9 +87,8 @@ async def recommendations(
         include_seen=include_seen,
         selection=selection_of(request, exclude),
     )
-    outcome = f"fallback:{body.fallback_reason}" if body.fallback else "personalised"
-    set_outcome(request.state, outcome)
-    return json(body)
+    set_outcome(request.state, answer.outcome)
+    return Response(answer.json(), media_type="application/json")
 
 
 @router.get(

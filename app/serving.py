@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import orjson
 
 from app.candidates import Candidates, retrieve, retrieve_filtered
 from app.db.queries import UserProfile
@@ -43,6 +44,11 @@ class Ranked:
 
     def item_ids(self, version: ModelVersion) -> list[str]:
         return version.item_ids[self.rows].tolist()
+
+    def items_json(self, version: ModelVersion, with_metadata: bool) -> list[orjson.Fragment]:
+        """The answered items as JSON (`ModelVersion.item_json`), as the response lists them."""
+        pairs = zip(self.rows.tolist(), self.scores.tolist(), strict=True)
+        return [version.item_json(row, score, with_metadata) for row, score in pairs]
 
     def entries(self, version: ModelVersion, with_metadata: bool) -> list[dict[str, Any]]:
         """The answered items, as the response lists them."""

@@ -11,9 +11,11 @@ from typing import Any
 
 import numpy as np
 import orjson
+from pydantic import TypeAdapter
 
 from app.filters import ItemFilters
 from app.manifest import Manifest
+from app.schemas import FieldValue
 
 
 @dataclass(frozen=True)
@@ -36,19 +38,48 @@ class Ranking:
 
 class ItemMetadata:
     """The API's catalog fields per index row, kept as the JSON-lines file's own bytes
-    (a million items cost their file size, not a million dicts); decoded per answer."""
+    (a million items cost their file size, not a million dicts)."""
 
     def __init__(self, blob: bytes):
         self._blob = blob
         ends = np.flatnonzero(np.frombuffer(blob, dtype=np.uint8) == ord("\n"))
         self._starts = np.concatenate([[0], ends[:-1] + 1]).astype(np.int64)
         self._ends = ends.astype(np.int64)
+        self._checked = np.zeros(len(ends), dtype=bool)  # rows `members` has validated
+        self._without_nulls: dict[int, bytes] = {}  # checked rows that had null fields
 
     def __len__(self) -> int:
         return len(self._ends)
 
+    def _line(self, row: int) -> bytes:
+        return self._blob[int(self._starts[row]) : int(self._ends[row])].strip()
+
     def get(self, row: int) -> dict[str, Any]:
-        return orjson.loads(self._blob[int(self._starts[row]) : int(self._ends[row])])
+        return orjson.loads(self._line(row))  # type: ignore[no-any-return]
+
+    def members(self, row: int) -> bytes:
+        """The row's fields as JSON object members (`"title":"...","year":1995`), ready
+        to splice into an answered item; null fields left out, as answers always did.
+        The first time a row is answered its line is checked against the API's field
+        types (a JSON object of `FieldValue`s, no key of the item's own); afterwards its
+        bytes are used as stored (re-encoded once, and kept, where it had nulls)."""
+        if not self._checked[row]:
+            self._check(row)
+        kept = self._without_nulls.get(row)
+        return kept if kept is not None else self._line(row)[1:-1].strip()
+
+    def _check(self, row: int) -> None:
+        line = self._line(row)
+        fields = METADATA_FIELDS.validate_json(line)  # ValidationError: a bad file
+        if not line.startswith(b"{") or fields.keys() & {"id", "score"}:
+            raise ValueError(f"item metadata row {row}: not an object of catalog fields")
+        if None in fields.values():
+            present = {name: value for name, value in fields.items() if value is not None}
+            self._without_nulls[row] = orjson.dumps(present)[1:-1]
+        self._checked[row] = True
+
+
+METADATA_FIELDS = TypeAdapter(dict[str, FieldValue])
 
 
 @dataclass(frozen=True)
@@ -97,6 +128,16 @@ class ModelVersion:
             count=sum(lengths),
         )
         return [part[part >= 0] for part in np.split(found, np.cumsum(lengths)[:-1])]
+
+    def item_json(self, row: int, score: float, with_metadata: bool) -> orjson.Fragment:
+        """`entry` as JSON bytes: the same members in the same order, its catalog fields
+        spliced in from the version's metadata as stored (checked once per row)."""
+        item = orjson.dumps({"id": self.item_ids[row], "score": round(score, 6)})
+        if with_metadata and self.metadata is not None:
+            members = self.metadata.members(row)
+            if members:
+                item = b"%s,%s}" % (item[:-1], members)
+        return orjson.Fragment(item)
 
     def entry(self, row: int, score: float, with_metadata: bool) -> dict[str, Any]:
         """One answered item: its id and score, and its catalog metadata when asked."""
