@@ -8,12 +8,10 @@ of the same answer, and valid against it.
 """
 
 from dataclasses import dataclass, fields
-from typing import Literal
 
 import orjson
 
-RankedBy = Literal["ranking", "retrieval", "popularity"]
-FallbackReason = Literal["unknown_user", "no_history", "database_unavailable"]
+from app.schemas import FallbackReason, RankedBy
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,11 +8,11 @@ once (validated once) for the route to serialise.
 import numpy as np
 
 from app import metrics
-from app.answer import FallbackReason, ListAnswer
+from app.answer import ListAnswer
 from app.db.queries import UserProfile
 from app.errors import DATABASE_ERRORS, NotFoundError
 from app.runtime import Runtime
-from app.schemas import FeatureResponse, UserFeature
+from app.schemas import FallbackReason, FeatureResponse, UserFeature
 from app.selection import NO_SELECTION, Selection, shortfall
 from app.serving import RecommendRequest
 from app.version import ModelVersion

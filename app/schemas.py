@@ -10,6 +10,10 @@ from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, model
 FieldValue = str | int | float | bool | list[str] | None
 
 
+RankedBy = Literal["ranking", "retrieval", "popularity"]
+FallbackReason = Literal["unknown_user", "no_history", "database_unavailable"]
+
+
 class RecommendedItem(BaseModel):
     """With returnMetadata=true each item also has the catalog's metadata fields (for
     MovieLens: title, genres as a list, release_date, url)."""
@@ -25,12 +29,12 @@ class RecommendationsResponse(BaseModel):
     user_id: str
     items: list[RecommendedItem]
     model_version: str
-    ranked_by: Literal["ranking", "retrieval", "popularity"] = Field(
+    ranked_by: RankedBy = Field(
         description="ranking: retrieval then the ranking model; retrieval: the two-tower "
         "score alone; popularity: the non-personalised fallback."
     )
     fallback: bool = Field(description="True when the list is not personalised.")
-    fallback_reason: Literal["unknown_user", "no_history", "database_unavailable"] | None = None
+    fallback_reason: FallbackReason | None = None
     shortfall: str | None = Field(
         default=None,
         description="Present when fewer than k items are answered: why (too few items "
