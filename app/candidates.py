@@ -4,19 +4,16 @@ Each request searches as deep as it needs (what it asks for plus what it must sk
 rounded up to a power of two so requests of similar depth share one batched search; a
 light user is never searched at the depth of the heaviest user of its batch.
 
-A brute-force index (a small catalog) is exact, so it is scored whole with numpy over the
-vectors it holds: one product for the batch, excluded rows masked to -inf before one
-partial sort, and no search deeper than what is asked for (the same rows as ScaNN's
-brute force, which sorted ever deeper lists for heavy users: ~5x the time per batch).
+A brute-force index (a small catalog) is exact, so it is scored whole with numpy
+instead (app/exact.py).
 """
 
 import math
 
 import numpy as np
 
+from app.exact import Candidates, best, masked
 from app.version import ModelVersion
-
-Candidates = tuple[np.ndarray, np.ndarray]  # index rows [n], scores [n], best first
 
 
 def retrieve(
@@ -26,7 +23,7 @@ def retrieve(
     size = version.size
     banned = _encode(excluded, size)
     if version.exact and version.item_embeddings is not None:
-        return _masked(version.item_embeddings, queries, wanted, banned)
+        return masked(version.item_embeddings, queries, wanted, banned)
     counts = np.bincount(banned // size, minlength=len(queries)).tolist()
     depths = [_depth(size, w + c) for w, c in zip(wanted, counts, strict=True)]
     results: list[Candidates | None] = [None] * len(queries)
@@ -41,37 +38,6 @@ def retrieve(
             # The partitions searched held too few unexcluded items: search them all.
             results[i] = _exhaustive(version, queries[i], need, i, banned)
     return [r for r in results if r is not None]
-
-
-def _masked(
-    items: np.ndarray, queries: np.ndarray, wanted: list[int], banned: np.ndarray
-) -> list[Candidates]:
-    """Exact: each query's `wanted` best rows over the whole catalog, `banned` (codes
-    query * size + row, as `_encode` makes them) scored -inf, so they sort last. Queries
-    go in slices of at most MASKED_SCORES scores, so memory stays bounded."""
-    size, found = len(items), []
-    step = max(1, MASKED_SCORES // max(size, 1))
-    for start in range(0, len(queries), step):
-        scores = np.asarray(queries[start : start + step], dtype=np.float32) @ items.T
-        lo, hi = np.searchsorted(banned, [start * size, (start + step) * size])  # sorted
-        scores.flat[banned[lo:hi] - start * size] = -np.inf  # C order: query * size + row
-        found += _best(scores, wanted[start : start + step])
-    return found
-
-
-def _best(scores: np.ndarray, wanted: list[int]) -> list[Candidates]:
-    size = scores.shape[1]
-    width = min(max(wanted, default=0), size)
-    top = np.argpartition(scores, size - width, axis=1)[:, size - width :]
-    best = np.take_along_axis(scores, top, axis=1)
-    order = np.argsort(-best, axis=1, kind="stable")
-    rows, best = np.take_along_axis(top, order, axis=1), np.take_along_axis(best, order, axis=1)
-    real = np.isfinite(best).sum(axis=1).tolist()  # what the mask left
-    ends = [min(n, left) for n, left in zip(wanted, real, strict=True)]
-    return [(rows[i, :end].astype(np.int64), best[i, :end]) for i, end in enumerate(ends)]
-
-
-MASKED_SCORES = 4_000_000  # scores (float32) one exact product holds: 16 MB
 
 
 def _search_batched(version: ModelVersion, queries: np.ndarray, depth: int) -> Candidates:
@@ -180,6 +146,6 @@ def _exact(version: ModelVersion, query: np.ndarray, eligible: np.ndarray, n: in
         return _first(rows, scores, keep, n)
     if not len(eligible):
         return np.empty(0, np.int64), np.empty(0, np.float32)
-    # A partial sort (`_best`): the eligible set may be most of the catalog.
-    [(top, scores)] = _best((version.item_embeddings[eligible] @ query)[None, :], [n])
+    # A partial sort (`best`): the eligible set may be most of the catalog.
+    [(top, scores)] = best((version.item_embeddings[eligible] @ query)[None, :], [n])
     return eligible[top].astype(np.int64), scores.astype(np.float32)

@@ -14,7 +14,7 @@ import pytest
 import tensorflow as tf
 from scann import scann_ops_pybind
 
-from app import candidates
+from app import exact as exact_search
 from app.artifacts import ArtifactError, load_live
 from app.candidates import reorder_depth, retrieve
 from app.db.queries import UserProfile
@@ -524,7 +524,7 @@ def test_an_exact_index_is_scored_with_a_mask_and_answers_as_scann_does(
     recording = RecordingSearcher(scann_path.searcher)
     exact = dataclasses.replace(scann_path, searcher=recording, item_embeddings=items, exact=True)
     if step is not None:
-        monkeypatch.setattr(candidates, "MASKED_SCORES", step * len(items))
+        monkeypatch.setattr(exact_search, "MASKED_SCORES", step * len(items))
     seen = [NONE, np.arange(0, 300, 3), np.arange(295), np.arange(300), np.array([5, 5, 9])]
     wanted = [K, 100, 20, K, 1]
     expected = retrieve(scann_path, queries[:5], wanted, seen)
