@@ -32,8 +32,8 @@ class ListAnswer:
 
     def json(self) -> bytes:
         """Fields left out where None, as the route's pydantic dump did (exclude_none)."""
-        values = {name: getattr(self, name) for name in NAMES}
-        return orjson.dumps({name: v for name, v in values.items() if v is not None})
+        values = ((name, getattr(self, name)) for name in NAMES)
+        return orjson.dumps({name: value for name, value in values if value is not None})
 
 
 NAMES = tuple(f.name for f in fields(ListAnswer))

@@ -247,16 +247,18 @@ def fewest_leaves(
     ceiling: int = info["leaves_to_search"]
     shares = (round(info["num_leaves"] * share) for share in TUNING_SHARES)
     for count in sorted({c for c in shares if 1 <= c < ceiling} | {ceiling}):
-        found, _ = searcher.search_batched(  # type: ignore[attr-defined]
-            queries,
-            final_num_neighbors=k,
-            pre_reorder_num_neighbors=pre_reorder,
-            leaves_to_search=count,
-        )
-        recall = recall_at_k(np.asarray(found), exact)
+        options = {"pre_reorder_num_neighbors": pre_reorder, "leaves_to_search": count}
+        recall = search_recall(searcher, queries, exact, **options)
         if recall >= config.target_recall:
             break
     return count, recall
+
+
+def search_recall(searcher, queries: np.ndarray, exact: np.ndarray, **options: int) -> float:  # type: ignore[no-untyped-def]
+    """recall@k of the searcher's batched search (with ScaNN's query-time `options`)
+    against `exact`, each query's exact top k rows."""
+    found, _ = searcher.search_batched(queries, final_num_neighbors=exact.shape[1], **options)
+    return recall_at_k(np.asarray(found), exact)
 
 
 def exact_top_k(

@@ -53,7 +53,6 @@ from training.dataset import (
 )
 from training.evaluate import popular_items, popularity_counts
 from training.item_files import item_filters, item_metadata
-from training.metrics import recall_at_k
 from training.report import print_table, score_rows_metrics
 from training.served import evaluate_served
 from training.train import build_model, build_ranker, embed, fit
@@ -295,9 +294,8 @@ def evaluate_version(
 
 
 def index_recall(searcher, queries: np.ndarray, items: np.ndarray, k: int = 10) -> float:
-    k = min(k, len(items))
-    approximate, _ = searcher.search_batched(queries, final_num_neighbors=k)
-    return recall_at_k(np.asarray(approximate), export.exact_top_k(queries, items, k))
+    exact = export.exact_top_k(queries, items, min(k, len(items)))
+    return export.search_recall(searcher, queries, exact)
 
 
 def base_manifest(staged: Staged, trained: Trained) -> Manifest:
