@@ -2,6 +2,7 @@
 
 import logging
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -18,11 +19,15 @@ from app.selection import UnknownFilter
 log = logging.getLogger(__name__)
 
 # What a sick, hung or unreachable database raises, across drivers: the pool's own
-# checkout timeout and a missed deadline included.
+# checkout timeout and a missed deadline included. asyncpg's own: the profile read on
+# PostgreSQL uses it directly (app.db.profiles).
 DATABASE_ERRORS = (
     OperationalError,
     InterfaceError,
     DBAPIError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
     OSError,
     TimeoutError,
     PoolTimeout,
@@ -62,7 +67,7 @@ async def send_prebuilt(
     send: Send, scope: Scope, answer: tuple[Message, Message], outcome: str
 ) -> None:
     """Send a prebuilt answer, naming `outcome` for the access log."""
-    scope.setdefault("state", {})["outcome"] = outcome
+    set_outcome(scope, outcome)
     start, body = answer
     await send(start)
     await send(body)
@@ -72,7 +77,7 @@ def _answer(  # type: ignore[no-untyped-def]
     request: Request, status: int, code: str, message: str, details=(), headers=None
 ) -> JSONResponse:
     """The error response, with its code named as the request's outcome in the access log."""
-    set_outcome(request.state, code)
+    set_outcome(request.scope, code)
     return error_response(status, code, message, details, headers)
 
 

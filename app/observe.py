@@ -22,10 +22,11 @@ _SAFE_ID = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
 request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 
-def set_outcome(scope_state: object, outcome: str) -> None:
+def set_outcome(scope: Scope, outcome: str) -> None:
     """Name what a request came to ("personalised", "fallback", an error code) for its
-    access-log line; `scope_state` is `request.state`."""
-    scope_state.outcome = outcome  # type: ignore[attr-defined]
+    access-log line, in the request's scope (`request.scope`; what `request.state` wraps,
+    without building that wrapper on every request)."""
+    scope.setdefault("state", {})["outcome"] = outcome
 
 
 class Observe:

@@ -87,7 +87,7 @@ async def recommendations(
         include_seen=include_seen,
         selection=selection_of(request, exclude),
     )
-    set_outcome(request.state, answer.outcome)
+    set_outcome(request.scope, answer.outcome)
     return Response(answer.json(), media_type="application/json")
 
 

@@ -24,7 +24,7 @@ def small_app(stream: io.BytesIO) -> FastAPI:
 
     @app.get("/things/{thing_id}")
     async def thing(thing_id: str, request: Request) -> dict:
-        set_outcome(request.state, "found")
+        set_outcome(request.scope, "found")
         return {"id": thing_id}
 
     @app.get("/broken")
