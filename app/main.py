@@ -12,14 +12,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app import admin, events, items, logs, page, reference
 from app.accesslog import AccessLog
 from app.admission import Admission, AdmissionGate
 from app.artifacts import configure_tensorflow
 from app.db.engine import create_engine, safe_url
-from app.db.queries import fetch_profiles
+from app.db.profiles import ProfileReader
 from app.edges import HeadAsGet, HeaderLimits
 from app.errors import DATABASE_ERRORS, install_error_handlers
 from app.observe import Observe
@@ -50,8 +49,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Fails fast (and the process exits) when no version at all can be served.
         await asyncio.to_thread(start_registry, config, registry)
         engine = create_engine(config.database)
-        await open_connections(engine, config)
         app.state.runtime = runtime = build_runtime(config, engine, registry)
+        await open_connections(runtime.reader, config)
         if config.serving.warm_up:
             await runtime.warm()
         log.info("serving %s from %s", registry.live, safe_url(config.database.url))
@@ -127,17 +126,13 @@ async def follow_versions(registry: ModelRegistry, poll_seconds: float) -> Async
                 await watcher
 
 
-async def open_connections(engine: AsyncEngine, config: Settings) -> None:
-    """Fill the pool and prepare the profile statement on each connection, so the first
-    requests do not pay for connecting. Best effort: a database that is down now is the
-    request path's business (it degrades), not a reason not to start."""
-
-    async def one() -> None:
-        async with engine.connect() as conn:
-            await fetch_profiles(conn, [], config.serving.max_seen_items)
-
+async def open_connections(reader: ProfileReader, config: Settings) -> None:
+    """Fill the profile reader's pool and prepare its statement on each connection, so
+    the first requests do not pay for connecting. Best effort: a database that is down now
+    is the request path's business (it degrades), not a reason not to start."""
+    limit = config.serving.max_seen_items
     try:
-        await asyncio.gather(*(one() for _ in range(config.database.pool_size)))
+        await asyncio.gather(*(reader.read([], limit) for _ in range(config.database.pool_size)))
     except DATABASE_ERRORS as exc:
         log.warning("database not reachable at start (%s); serving fallbacks until it is", exc)
 

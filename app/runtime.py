@@ -18,9 +18,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.batching import MicroBatcher
-from app.db.engine import autocommit, create_engine, read_retrying
+from app.db.engine import create_engine
 from app.db.guard import DatabaseGuard
-from app.db.queries import UserProfile, fetch_profiles
+from app.db.profiles import ProfileReader, profile_reader
+from app.db.queries import UserProfile
 from app.db.writegate import WriteGate
 from app.errors import DATABASE_ERRORS
 from app.registry import ModelRegistry
@@ -45,6 +46,7 @@ class Runtime:
     settings: Settings
     engine: AsyncEngine
     registry: ModelRegistry
+    reader: ProfileReader
     profiles: MicroBatcher[str, UserProfile | None]
     models: ThreadBatcher[Scoring, Ranked]
     similar: ThreadBatcher[Similar, Ranked]
@@ -54,8 +56,8 @@ class Runtime:
 
     async def warm(self) -> None:
         """Run the path once before traffic: the model on the thread that will serve it,
-        and one profile read through the batcher and the autocommit engine it reads with
-        (the lifespan's pool warm-up prepares the statement, not this path's first use)."""
+        and one profile read through the batcher and the reader (the lifespan's pool
+        warm-up prepares the statement on each connection)."""
         await self.models.call(warm_up, self.registry.assignment.live)
         # The database may be down at start: requests degrade until it is back.
         with contextlib.suppress(*DATABASE_ERRORS):
@@ -67,6 +69,7 @@ class Runtime:
         await self.profiles.stop()
         await self.models.stop()
         await self.similar.stop()
+        await self.reader.close()
         await self.engine.dispose()
         await self.probe_engine.dispose()
 
@@ -75,14 +78,11 @@ def build_runtime(settings: Settings, engine: AsyncEngine, registry: ModelRegist
     serving = settings.serving
     limit = serving.max_seen_items
 
-    reads = autocommit(engine)
+    reader = profile_reader(settings.database, engine)
     guard, probe_engine = database_guard(settings)
 
     async def read_profiles(user_ids: list[str]) -> list[UserProfile | None]:
-        found = await guard.run(
-            lambda: read_retrying(reads, lambda conn: fetch_profiles(conn, user_ids, limit)),
-            requests=len(user_ids),
-        )
+        found = await guard.run(lambda: reader.read(user_ids, limit), requests=len(user_ids))
         return [found.get(user_id) for user_id in user_ids]
 
     size, window = serving.batch_max_size, serving.batch_window_ms / 1000
@@ -90,6 +90,7 @@ def build_runtime(settings: Settings, engine: AsyncEngine, registry: ModelRegist
         settings=settings,
         engine=engine,
         registry=registry,
+        reader=reader,
         profiles=MicroBatcher("profiles", read_profiles, max_batch=size, window=window),
         models=ThreadBatcher(
             "models", partial(score_batch, run=recommend_batch), max_batch=size, window=window

@@ -5,7 +5,8 @@ declares), and the most recent `limit` events
 aggregated in the database (PostgreSQL: two ARRAY(subquery) columns; SQLite: one JSON
 array), read newest first by a backward scan of the covering index on
 (user_id, occurred_at, id, item_id, rating). Ties in time break by insertion id, exactly
-as training orders them.
+as training orders them. The request path runs the PostgreSQL statement through asyncpg
+directly (app.db.profiles); `fetch_profiles` runs either through SQLAlchemy.
 """
 
 from collections.abc import Sequence
@@ -38,18 +39,22 @@ async def fetch_profiles(
     """Profiles of the known users among `user_ids`, each with its `limit` newest events."""
     wanted = list(dict.fromkeys(user_ids))
     if conn.dialect.name == "postgresql":
-        result = await conn.execute(_POSTGRES, {"ids": wanted, "limit": limit})
-        return {row[0]: _profile(row, row.item_ids or [], row.ratings or []) for row in result}
+        result = await conn.execute(POSTGRES_PROFILES, {"ids": wanted, "limit": limit})
+        return {row[0]: profile_of(row[0], row[1], row.item_ids, row.ratings) for row in result}
     result = await conn.execute(_SQLITE, {"ids": orjson.dumps(wanted).decode(), "limit": limit})
     profiles = {}
     for row in result:
         events = orjson.loads(row.events) if row.events else []
-        profiles[row[0]] = _profile(row, [e[0] for e in events], [e[1] for e in events])
+        history, ratings = [e[0] for e in events], [e[1] for e in events]
+        profiles[row[0]] = profile_of(row[0], row[1], history, ratings)
     return profiles
 
 
-def _profile(row: Any, history: list[str], ratings: list[float | None]) -> UserProfile:
-    return UserProfile(row[0], row[1] or {}, history, ratings)
+def profile_of(
+    user_id: str, attributes: Any, history: list[str] | None, ratings: list[float | None] | None
+) -> UserProfile:
+    """A profile from one row's columns (a user without events: no history)."""
+    return UserProfile(user_id, attributes or {}, history or [], ratings or [])
 
 
 def _recent(*columns: Any) -> Select:
@@ -88,4 +93,4 @@ def _sqlite() -> Select:
     return select(*_COLUMNS, events.scalar_subquery().label("events")).where(users.c.id.in_(ids))
 
 
-_POSTGRES, _SQLITE = _postgres(), _sqlite()
+POSTGRES_PROFILES, _SQLITE = _postgres(), _sqlite()

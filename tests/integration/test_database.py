@@ -249,3 +249,63 @@ def test_request_reads_survive_a_connection_the_server_closed(loaded_database: s
             await engine.dispose()
 
     asyncio.run(go())
+
+
+@pytest.mark.movielens
+def test_the_request_paths_reader_reads_what_the_engine_reads(loaded_database: str) -> None:
+    """The profile reader the app picks for the backend (PostgreSQL: asyncpg's own pool,
+    app.db.profiles) gives exactly `fetch_profiles`' profiles through SQLAlchemy: a batch
+    with duplicates and unknown ids, a short and a long limit, and an empty batch."""
+    from app.db.profiles import AsyncpgProfiles, profile_reader
+
+    batch = ["13", "1", "no-such-user", "13", "405", "2"]
+
+    async def go() -> None:
+        settings = DatabaseSettings(url=loaded_database, pool_size=2)
+        engine = create_engine(settings)
+        reader = profile_reader(settings, engine)
+        postgres = loaded_database.startswith("postgresql")
+        assert isinstance(reader, AsyncpgProfiles) == postgres
+        try:
+            for limit in (5, 30, 5000):
+                async with engine.connect() as conn:
+                    expected = await fetch_profiles(conn, batch, limit)
+                assert sorted(expected) == ["1", "13", "2", "405"]
+                assert await reader.read(batch, limit) == expected
+            assert await reader.read([], 30) == {}
+        finally:
+            await reader.close()
+            await engine.dispose()
+
+    asyncio.run(go())
+
+
+@pytest.mark.movielens
+def test_asyncpg_reader_survives_a_connection_the_server_closed(loaded_database: str) -> None:
+    """The asyncpg reader's only connection is terminated by the server between two reads
+    (a restart, an idle timeout): the next read still answers, on a new connection."""
+    from sqlalchemy import text
+
+    from app.db.profiles import AsyncpgProfiles
+
+    if not loaded_database.startswith("postgresql"):
+        pytest.skip("backend connections to terminate exist on PostgreSQL only")
+
+    async def go() -> None:
+        reader = AsyncpgProfiles(DatabaseSettings(url=loaded_database, pool_size=1))
+        admin = create_engine(DatabaseSettings(url=loaded_database))
+        try:
+            for _ in range(10):  # the termination is seen at different moments
+                assert len((await reader.read(["13"], 5))["13"].history) == 5
+                pool = reader._pool
+                assert pool is not None
+                pid = await pool.fetchval("SELECT pg_backend_pid()")
+                async with admin.connect() as conn:
+                    await conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})
+                assert len((await reader.read(["13"], 5))["13"].history) == 5
+                assert await pool.fetchval("SELECT pg_backend_pid()") != pid
+        finally:
+            await reader.close()
+            await admin.dispose()
+
+    asyncio.run(go())
