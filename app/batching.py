@@ -4,7 +4,9 @@ Submitting appends to a queue and returns a future; no task is created per reque
 loop per batcher takes whatever has queued (up to `max_batch`) as soon as the previous
 batch is done: under load batches grow by themselves, alone a request waits for nothing.
 A `window` above zero holds a batch open that long for company, trading latency at low
-load for fewer, larger calls.
+load for fewer, larger calls. `in_flight` above one lets that many handler calls run at
+once (each a task of its own): a request that arrives while a batch is being read starts
+the next batch at once instead of waiting for the first to come back.
 """
 
 import asyncio
@@ -22,21 +24,31 @@ Handler = Callable[[list[T]], Awaitable[Sequence[R]]]
 
 
 class MicroBatcher(Generic[T, R]):
-    def __init__(self, name: str, handler: Handler, *, max_batch: int, window: float = 0.0):
+    def __init__(
+        self,
+        name: str,
+        handler: Handler,
+        *,
+        max_batch: int,
+        window: float = 0.0,
+        in_flight: int = 1,
+    ):
         self.name, self.handler = name, handler
-        self.max_batch, self.window = max_batch, window
+        self.max_batch, self.window, self.in_flight = max_batch, window, in_flight
         self._queue: deque[tuple[T, asyncio.Future, float]] = deque()
-        self._ready = asyncio.Event()
+        self._ready = asyncio.Event()  # a request queued, or a handler call finished
         self._loop_task: asyncio.Task | None = None
+        self._running: set[asyncio.Task] = set()  # handler calls under way
 
     def start(self) -> None:
         self._loop_task = asyncio.create_task(self._run(), name=f"batcher-{self.name}")
 
     async def stop(self) -> None:
-        if self._loop_task:
-            self._loop_task.cancel()
+        """Cancel the batches under way (their requests are cancelled) and the queued."""
+        for task in [*filter(None, [self._loop_task]), *self._running]:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._loop_task
+                await task
         while self._queue:
             _, future, _ = self._queue.popleft()
             future.cancel()
@@ -49,15 +61,22 @@ class MicroBatcher(Generic[T, R]):
 
     async def _run(self) -> None:
         while True:
-            if not self._queue:
+            if not self._queue or len(self._running) >= self.in_flight:
                 self._ready.clear()
                 await self._ready.wait()
+                continue
             if self.window and len(self._queue) < self.max_batch:
                 await asyncio.sleep(self.window)
             batch = [self._queue.popleft() for _ in range(min(len(self._queue), self.max_batch))]
             batch = [entry for entry in batch if not entry[1].done()]  # caller gone
             if batch:
-                await self._handle(batch)
+                task = asyncio.create_task(self._handle(batch))
+                self._running.add(task)
+                task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task) -> None:
+        self._running.discard(task)
+        self._ready.set()
 
     async def _handle(self, batch: list[tuple[T, asyncio.Future, float]]) -> None:
         started = time.perf_counter()
@@ -65,6 +84,10 @@ class MicroBatcher(Generic[T, R]):
         futures = [future for _, future, _ in batch]
         try:
             results = await self.handler([item for item, _, _ in batch])
+        except asyncio.CancelledError:  # stopped: the batch's requests end with it
+            for future in futures:
+                future.cancel()
+            raise
         except Exception as exc:  # handed to every waiting request, which reports it
             settle(futures, None, exc)
             return

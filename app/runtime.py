@@ -1,10 +1,10 @@
 """What the lifespan builds once per process: engine, model registry, the two batchers.
 
 Requests reach the model through two micro-batchers in a row: `profiles` turns the
-user ids of concurrent requests into one database statement, `models` turns their
-profiles into one `recommend_batch` call on the model's own thread (app.threadbatch).
-The two run side by side, so one batch's profiles are read while the previous batch is
-being scored. Similar items have a thread of their own, so they never queue behind
+user ids of concurrent requests into one database statement (two such reads at once on
+PostgreSQL), `models` turns their profiles into one `recommend_batch` call on the
+model's own thread (app.threadbatch). The two run side by side, so profiles are read
+while the previous batch is being scored. Similar items have a thread of their own, so they never queue behind
 the personalised lists.
 """
 
@@ -91,7 +91,13 @@ def build_runtime(settings: Settings, engine: AsyncEngine, registry: ModelRegist
         engine=engine,
         registry=registry,
         reader=reader,
-        profiles=MicroBatcher("profiles", read_profiles, max_batch=size, window=window),
+        profiles=MicroBatcher(
+            "profiles",
+            read_profiles,
+            max_batch=size,
+            window=window,
+            in_flight=serving.profile_reads_in_flight or reader.in_flight,
+        ),
         models=ThreadBatcher(
             "models", partial(score_batch, run=recommend_batch), max_batch=size, window=window
         ),

@@ -85,6 +85,9 @@ class ServingSettings(BaseSettings):
     # batch open that long for company (0: start as soon as the previous batch is done).
     batch_max_size: int = Field(default=64, ge=1)
     batch_window_ms: float = Field(default=0.0, ge=0)
+    # Profile reads (one statement per batch) running at once. None: the reader's own,
+    # measured: 2 on PostgreSQL (asyncpg), 1 on SQLite (app.db.profiles).
+    profile_reads_in_flight: int | None = Field(default=None, ge=1, le=16)
     # Requests on the model path at once (queued or running); past it: 503 + Retry-After
     # at once. About 8 batches' worth: a full queue waits ~8 batch times, not unbounded.
     max_in_flight: int = Field(default=512, ge=1)
