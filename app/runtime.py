@@ -4,8 +4,8 @@ Requests reach the model through two micro-batchers in a row: `profiles` turns t
 user ids of concurrent requests into one database statement (two such reads at once on
 PostgreSQL), `models` turns their profiles into one `recommend_batch` call on the
 model's own thread (app.threadbatch). The two run side by side, so profiles are read
-while the previous batch is being scored. Similar items have a thread of their own, so they never queue behind
-the personalised lists.
+while the previous batch is being scored. Similar items have a thread of their own, so
+they never queue behind the personalised lists.
 """
 
 import contextlib

@@ -11,6 +11,7 @@ Both readers give the same profiles (tests/integration/test_database.py holds th
 each other) and both retry once on a connection the server has closed.
 """
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -74,18 +75,25 @@ class AsyncpgProfiles:
         self._dsn = url.render_as_string(hide_password=False)
         self._size, self._timeout = settings.pool_size, settings.timeout_seconds
         self._pool: asyncpg.Pool | None = None
+        self._opening = asyncio.Lock()
 
     async def _opened(self) -> asyncpg.Pool:
-        if self._pool is None:  # min_size 0: creating the pool connects nothing
-            self._pool = await asyncpg.create_pool(
-                self._dsn,
-                min_size=0,
-                max_size=self._size,
-                timeout=self._timeout,  # connecting
-                command_timeout=self._timeout,  # each statement (requests have shorter deadlines)
-                init=_json_codecs,
-            )
+        if self._pool is not None:
+            return self._pool
+        async with self._opening:  # the first reads arrive together (the pool warm-up)
+            if self._pool is None:  # min_size 0: creating the pool connects nothing
+                self._pool = await self._create()
         return self._pool
+
+    async def _create(self) -> asyncpg.Pool:
+        return await asyncpg.create_pool(
+            self._dsn,
+            min_size=0,
+            max_size=self._size,
+            timeout=self._timeout,  # connecting
+            command_timeout=self._timeout,  # each statement (requests have shorter deadlines)
+            init=_json_codecs,
+        )
 
     async def read(self, user_ids: Sequence[str], limit: int) -> dict[str, UserProfile]:
         pool = await self._opened()

@@ -267,6 +267,9 @@ def test_the_request_paths_reader_reads_what_the_engine_reads(loaded_database: s
         postgres = loaded_database.startswith("postgresql")
         assert isinstance(reader, AsyncpgProfiles) == postgres
         try:
+            # The first reads arrive together (the app's pool warm-up): one pool serves them.
+            first = await asyncio.gather(*(reader.read(batch, 5) for _ in range(4)))
+            assert all(answer == first[0] for answer in first)
             for limit in (5, 30, 5000):
                 async with engine.connect() as conn:
                     expected = await fetch_profiles(conn, batch, limit)
