@@ -56,7 +56,8 @@ class MicroBatcher(Generic[T, R]):
     def submit(self, item: T) -> "asyncio.Future[R]":
         future = asyncio.get_running_loop().create_future()
         self._queue.append((item, future, time.perf_counter()))
-        self._ready.set()
+        if len(self._running) < self.in_flight:  # else the next call to finish wakes it
+            self._ready.set()
         return future
 
     async def _run(self) -> None:
