@@ -71,8 +71,7 @@ class AsyncpgProfiles:
     in_flight = 2
 
     def __init__(self, settings: DatabaseSettings):
-        url = make_url(settings.url).set(drivername="postgresql")
-        self._dsn = url.render_as_string(hide_password=False)
+        self._dsn, self._options = connect_options(settings.url)
         self._size, self._timeout = settings.pool_size, settings.timeout_seconds
         self._pool: asyncpg.Pool | None = None
         self._opening = asyncio.Lock()
@@ -86,13 +85,16 @@ class AsyncpgProfiles:
         return self._pool
 
     async def _create(self) -> asyncpg.Pool:
+        limits = {
+            "timeout": self._timeout,  # connecting
+            "command_timeout": self._timeout,  # each statement (requests: shorter deadlines)
+        }
         return await asyncpg.create_pool(
             self._dsn,
             min_size=0,
             max_size=self._size,
-            timeout=self._timeout,  # connecting
-            command_timeout=self._timeout,  # each statement (requests have shorter deadlines)
             init=_json_codecs,
+            **{**limits, **self._options},
         )
 
     async def read(self, user_ids: Sequence[str], limit: int) -> dict[str, UserProfile]:
@@ -109,6 +111,15 @@ class AsyncpgProfiles:
         """At once: a read hung on a paused server must not hold up shutdown."""
         if self._pool is not None:
             self._pool.terminate()
+
+
+def connect_options(url: str) -> tuple[str, dict[str, str]]:
+    """The DSN asyncpg connects to, and the URL's query as connect arguments, as
+    SQLAlchemy's asyncpg dialect passes them (`?ssl=require` -> `ssl="require"`), so the
+    reader connects exactly as the engine does."""
+    parsed = make_url(url)
+    dsn = parsed.set(drivername="postgresql", query={}).render_as_string(hide_password=False)
+    return dsn, {key: str(value) for key, value in parsed.query.items()}
 
 
 # A connection found closed when used; the pool replaces it on the next acquire. A

@@ -312,3 +312,28 @@ def test_asyncpg_reader_survives_a_connection_the_server_closed(loaded_database:
             await admin.dispose()
 
     asyncio.run(go())
+
+
+@pytest.mark.movielens
+def test_asyncpg_reader_keeps_the_urls_connect_arguments(loaded_database: str) -> None:
+    """`?ssl=require` reaches asyncpg, as through the engine: this machine's server has no
+    SSL, so the read fails (a database error: requests fall back) instead of connecting
+    in the clear."""
+    from app.db.profiles import AsyncpgProfiles
+    from app.errors import DATABASE_ERRORS
+
+    if not loaded_database.startswith("postgresql"):
+        pytest.skip("PostgreSQL's connect arguments")
+
+    async def go() -> None:
+        plain = AsyncpgProfiles(DatabaseSettings(url=loaded_database, pool_size=1))
+        secure = AsyncpgProfiles(DatabaseSettings(url=f"{loaded_database}?ssl=require"))
+        try:
+            assert "13" in await plain.read(["13"], 5)
+            with pytest.raises(DATABASE_ERRORS):
+                await secure.read(["13"], 5)
+        finally:
+            await plain.close()
+            await secure.close()
+
+    asyncio.run(go())
