@@ -20,7 +20,7 @@ def create_engine(settings: DatabaseSettings, *, pooled: bool = True) -> AsyncEn
     """`pooled` False: a fresh connection per use (for a health probe)."""
     url = make_url(settings.url)
     # Attributes are JSON: orjson reads a profile's in about a microsecond.
-    options: dict = {"json_serializer": _json, "json_deserializer": orjson.loads}
+    options: dict = {"json_serializer": json_text, "json_deserializer": orjson.loads}
     if not pooled:
         options["poolclass"] = NullPool
     if url.get_backend_name() == "sqlite":
@@ -42,7 +42,8 @@ def create_engine(settings: DatabaseSettings, *, pooled: bool = True) -> AsyncEn
     )
 
 
-def _json(value: object) -> str:
+def json_text(value: object) -> str:
+    """JSON as text (what SQLAlchemy and asyncpg take for json/jsonb columns), by orjson."""
     return orjson.dumps(value).decode()
 
 

@@ -13,7 +13,7 @@ each other) and both retry once on a connection the server has closed.
 
 import asyncio
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Protocol
 
 import asyncpg
 import orjson
@@ -21,7 +21,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.db.engine import autocommit, read_retrying
+from app.db.engine import autocommit, json_text, read_retrying
 from app.db.queries import POSTGRES_PROFILES, UserProfile, fetch_profiles, profile_of
 from app.settings import DatabaseSettings
 
@@ -101,10 +101,10 @@ class AsyncpgProfiles:
         pool = await self._opened()
         values = {"ids": list(dict.fromkeys(user_ids)), "limit": limit}
         args = [values[name] for name in _ORDER]
-        try:
-            rows = await pool.fetch(_SQL, *args, timeout=self._timeout)
+        try:  # each statement bounded by the pool's command_timeout
+            rows = await pool.fetch(_SQL, *args)
         except CLOSED:  # the server closed this connection (restart, idle timeout): once more
-            rows = await pool.fetch(_SQL, *args, timeout=self._timeout)
+            rows = await pool.fetch(_SQL, *args)
         return {row[0]: profile_of(row[0], row[1], row[2], row[3]) for row in rows}
 
     async def close(self) -> None:
@@ -137,12 +137,8 @@ CLOSED = (
 async def _json_codecs(conn: asyncpg.Connection) -> None:
     """Attributes (jsonb) decoded by orjson, as the engine does (app.db.engine)."""
     await conn.set_type_codec(
-        "jsonb", schema="pg_catalog", encoder=_dumps, decoder=orjson.loads, format="text"
+        "jsonb", schema="pg_catalog", encoder=json_text, decoder=orjson.loads, format="text"
     )
-
-
-def _dumps(value: Any) -> str:
-    return orjson.dumps(value).decode()
 
 
 def _compiled() -> tuple[str, list[str]]:
