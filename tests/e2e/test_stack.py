@@ -28,6 +28,7 @@ from training.bench.stack import Stack, native_stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.movielens, pytest.mark.model]
 USERS = [str(n) for n in range(1, 944)]
+RECOMMENDATIONS, ROUTE = "recsys_http_request_duration_seconds_count", "/recommendations/{user_id}"
 
 
 @pytest.fixture(scope="module")
@@ -127,6 +128,7 @@ def test_a_database_outage_through_nginx_fails_nothing_and_recovers(stack, fault
     pids = [server.process.pid for server in stack.instances]
     fallbacks = sum(metric(s.base, "recsys_fallbacks_total") for s in stack.instances)
     probes: dict[str, int] = {}
+    served_after_probe: list[float] = []  # per instance, /recommendations in the 2 s after
 
     def fault_and_probe() -> None:
         down()
@@ -134,6 +136,12 @@ def test_a_database_outage_through_nginx_fails_nothing_and_recovers(stack, fault
         probes["feature"] = httpx.get(f"{stack.base}/feature/1").status_code
         probes["healthz"] = httpx.get(f"{stack.base}/healthz", timeout=1).status_code
         probes["readyz"] = httpx.get(f"{stack.instances[0].base}/readyz", timeout=2).status_code
+        # A 503 from /feature (database down) is no fault of the instance: nginx must not
+        # count it against the instance, which would then get no traffic for 10 s.
+        before = [metric(s.base, RECOMMENDATIONS, route=ROUTE) for s in stack.instances]
+        time.sleep(2.0)
+        after = [metric(s.base, RECOMMENDATIONS, route=ROUTE) for s in stack.instances]
+        served_after_probe.extend(b - a for a, b in zip(before, after, strict=True))
 
     run = asyncio.run(outage(stack.base, USERS, fault_and_probe, up, Phases(outage=10.0)))
     figures = summary(run)
@@ -144,6 +152,7 @@ def test_a_database_outage_through_nginx_fails_nothing_and_recovers(stack, fault
     assert figures["outage_fallback_share"] == 1.0  # after its first second
     assert 0 <= figures["personalised_after_s"] <= 10, figures
     assert probes == {"feature": 503, "healthz": 200, "readyz": 503}
+    assert len(served_after_probe) == 2 and min(served_after_probe) > 0, served_after_probe
     assert [s.process.poll() for s in stack.instances] == [None, None]  # no restart
     assert [s.process.pid for s in stack.instances] == pids
     assert sum(metric(s.base, "recsys_fallbacks_total") for s in stack.instances) > fallbacks
