@@ -3,6 +3,7 @@ PostgreSQL databases (the loader's own cases, on small catalogs: test_load.py)."
 
 import asyncio
 
+import numpy as np
 import pytest
 from sqlalchemy import func, inspect, select
 
@@ -337,3 +338,38 @@ def test_asyncpg_reader_keeps_the_urls_connect_arguments(loaded_database: str) -
             await secure.close()
 
     asyncio.run(go())
+
+
+@pytest.mark.movielens
+def test_the_training_read_gives_the_same_catalog_in_small_chunks(
+    loaded_database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Users and items are fetched in chunks (each its own statement, so the
+    per-statement timeout bounds a chunk, not a catalog of any size), as events were:
+    97 rows a chunk, so neither table arrives whole, gives the catalog (fingerprint
+    included) that 100,000-row chunks give."""
+    from training import dataset
+
+    def read() -> dataset.Catalog:
+        async def go() -> dataset.Catalog:
+            engine = create_engine(DatabaseSettings(url=loaded_database))
+            try:
+                return await dataset.read_catalog(engine)
+            finally:
+                await engine.dispose()
+
+        return asyncio.run(go())
+
+    whole = read()
+    monkeypatch.setattr(dataset, "ROWS_CHUNK", 97)
+    chunked = read()
+    assert len(whole.user_ids) == 943 and len(whole.item_ids) == 1682 and whole.events == 100_000
+    assert chunked.fingerprint == whole.fingerprint
+    assert chunked.user_ids.tolist() == whole.user_ids.tolist()
+    assert chunked.item_ids.tolist() == whole.item_ids.tolist()
+    for name in ("event_items", "event_ratings", "starts"):
+        assert np.array_equal(getattr(chunked, name), getattr(whole, name), equal_nan=True)
+    for table in ("users", "items"):
+        for field, column in getattr(whole, table).items():
+            numeric = column.dtype.kind == "f"
+            assert np.array_equal(getattr(chunked, table)[field], column, equal_nan=numeric)
