@@ -13,7 +13,7 @@ each other) and both retry once on a connection the server has closed.
 
 import asyncio
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import asyncpg
 import orjson
@@ -113,13 +113,15 @@ class AsyncpgProfiles:
             self._pool.terminate()
 
 
-def connect_options(url: str) -> tuple[str, dict[str, str]]:
+def connect_options(url: str) -> tuple[str, dict[str, Any]]:
     """The DSN asyncpg connects to, and the URL's query as connect arguments, as
     SQLAlchemy's asyncpg dialect passes them (`?ssl=require` -> `ssl="require"`), so the
     reader connects exactly as the engine does."""
     parsed = make_url(url)
     dsn = parsed.set(drivername="postgresql", query={}).render_as_string(hide_password=False)
-    return dsn, {key: str(value) for key, value in parsed.query.items()}
+    # The dialect's own translation types what it knows (a cache size as an int).
+    _, arguments = postgresql.asyncpg.dialect().create_connect_args(parsed)
+    return dsn, {key: arguments[key] for key in parsed.query if key in arguments}
 
 
 # A connection found closed when used; the pool replaces it on the next acquire. A

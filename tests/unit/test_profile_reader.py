@@ -17,3 +17,10 @@ def test_a_plain_url_has_no_arguments() -> None:
         "postgresql://postgres@127.0.0.1:5432/test",
         {},
     )
+
+
+def test_arguments_are_typed_as_sqlalchemys_dialect_types_them() -> None:
+    _, options = connect_options(
+        "postgresql+asyncpg://postgres@127.0.0.1:5432/test?prepared_statement_cache_size=100"
+    )
+    assert options == {"prepared_statement_cache_size": 100}
