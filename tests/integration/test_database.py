@@ -316,6 +316,40 @@ def test_asyncpg_reader_survives_a_connection_the_server_closed(loaded_database:
 
 
 @pytest.mark.movielens
+def test_asyncpg_reader_returns_its_connection_without_a_reset_round_trip(
+    loaded_database: str,
+) -> None:
+    """A read is one statement: the pool hands the connection back as it is, so the
+    server's last statement on it is the read itself, not asyncpg's default reset query
+    (a second round trip on every batch)."""
+    from sqlalchemy import text
+
+    from app.db.profiles import _SQL, AsyncpgProfiles
+
+    if not loaded_database.startswith("postgresql"):
+        pytest.skip("the asyncpg reader reads PostgreSQL only")
+
+    async def go() -> None:
+        reader = AsyncpgProfiles(DatabaseSettings(url=loaded_database, pool_size=1))
+        admin = create_engine(DatabaseSettings(url=loaded_database))
+        try:
+            assert "13" in await reader.read(["13"], 5)
+            assert reader._pool is not None
+            pid = await reader._pool.fetchval("SELECT pg_backend_pid()")
+            assert len((await reader.read(["13", "14"], 5))["14"].history) == 5
+            async with admin.connect() as conn:
+                last = await conn.scalar(
+                    text("SELECT query FROM pg_stat_activity WHERE pid = :p"), {"p": pid}
+                )
+            assert last.strip() == _SQL.strip()
+        finally:
+            await reader.close()
+            await admin.dispose()
+
+    asyncio.run(go())
+
+
+@pytest.mark.movielens
 def test_asyncpg_reader_keeps_the_urls_connect_arguments(loaded_database: str) -> None:
     """`?ssl=require` reaches asyncpg, as through the engine: this machine's server has no
     SSL, so the read fails (a database error: requests fall back) instead of connecting
