@@ -2,10 +2,14 @@
 PostgreSQL databases (the loader's own cases, on small catalogs: test_load.py)."""
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
 
 import numpy as np
 import pytest
 from sqlalchemy import func, inspect, select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.db.engine import create_engine
 from app.db.queries import UserProfile, fetch_profiles
@@ -290,15 +294,11 @@ def test_asyncpg_reader_survives_a_connection_the_server_closed(loaded_database:
     (a restart, an idle timeout): the next read still answers, on a new connection."""
     from sqlalchemy import text
 
-    from app.db.profiles import AsyncpgProfiles
-
     if not loaded_database.startswith("postgresql"):
         pytest.skip("backend connections to terminate exist on PostgreSQL only")
 
     async def go() -> None:
-        reader = AsyncpgProfiles(DatabaseSettings(url=loaded_database, pool_size=1))
-        admin = create_engine(DatabaseSettings(url=loaded_database))
-        try:
+        async with _reader_and_admin(loaded_database) as (reader, admin):
             for _ in range(10):  # the termination is seen at different moments
                 assert len((await reader.read(["13"], 5))["13"].history) == 5
                 pool = reader._pool
@@ -308,9 +308,6 @@ def test_asyncpg_reader_survives_a_connection_the_server_closed(loaded_database:
                     await conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})
                 assert len((await reader.read(["13"], 5))["13"].history) == 5
                 assert await pool.fetchval("SELECT pg_backend_pid()") != pid
-        finally:
-            await reader.close()
-            await admin.dispose()
 
     asyncio.run(go())
 
@@ -324,15 +321,13 @@ def test_asyncpg_reader_returns_its_connection_without_a_reset_round_trip(
     (a second round trip on every batch)."""
     from sqlalchemy import text
 
-    from app.db.profiles import _SQL, AsyncpgProfiles
+    from app.db.profiles import _SQL
 
     if not loaded_database.startswith("postgresql"):
         pytest.skip("the asyncpg reader reads PostgreSQL only")
 
     async def go() -> None:
-        reader = AsyncpgProfiles(DatabaseSettings(url=loaded_database, pool_size=1))
-        admin = create_engine(DatabaseSettings(url=loaded_database))
-        try:
+        async with _reader_and_admin(loaded_database) as (reader, admin):
             assert "13" in await reader.read(["13"], 5)
             assert reader._pool is not None
             pid = await reader._pool.fetchval("SELECT pg_backend_pid()")
@@ -342,11 +337,22 @@ def test_asyncpg_reader_returns_its_connection_without_a_reset_round_trip(
                     text("SELECT query FROM pg_stat_activity WHERE pid = :p"), {"p": pid}
                 )
             assert last.strip() == _SQL.strip()
-        finally:
-            await reader.close()
-            await admin.dispose()
 
     asyncio.run(go())
+
+
+@contextlib.asynccontextmanager
+async def _reader_and_admin(url: str) -> AsyncIterator[tuple[Any, AsyncEngine]]:
+    """The asyncpg reader on one connection, and an engine to look at the server with."""
+    from app.db.profiles import AsyncpgProfiles
+
+    reader = AsyncpgProfiles(DatabaseSettings(url=url, pool_size=1))
+    admin = create_engine(DatabaseSettings(url=url))
+    try:
+        yield reader, admin
+    finally:
+        await reader.close()
+        await admin.dispose()
 
 
 @pytest.mark.movielens
