@@ -122,7 +122,17 @@ def connect_options(url: str) -> tuple[str, dict[str, Any]]:
     dsn = parsed.set(drivername="postgresql", query={}).render_as_string(hide_password=False)
     # The dialect's own translation types what it knows (a cache size as an int).
     _, arguments = postgresql.asyncpg.dialect().create_connect_args(parsed)
-    return dsn, {key: arguments[key] for key in parsed.query if key in arguments}
+    options = {key: arguments[key] for key in parsed.query if key in arguments}
+    for ours, theirs in ADAPTER_ARGUMENTS.items():
+        if ours in options:  # asyncpg's own argument, when the URL also names it, wins
+            options.setdefault(theirs, options.pop(ours))
+    return dsn, options
+
+
+# SQLAlchemy's arguments for its asyncpg adapter, which asyncpg itself refuses: each as
+# asyncpg's nearest (the prepared statements cached per connection; 0, as for pgbouncer,
+# none).
+ADAPTER_ARGUMENTS = {"prepared_statement_cache_size": "statement_cache_size"}
 
 
 # A connection found closed when used; the pool replaces it on the next acquire. A

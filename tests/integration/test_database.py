@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from sqlalchemy import func, inspect, select
+from sqlalchemy import func, inspect, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.db.engine import create_engine
@@ -214,8 +214,6 @@ def test_one_statement_reads_a_batch_like_single_reads(loaded_database: str) -> 
 
 async def _kill_backend(url: str, engine) -> None:  # type: ignore[no-untyped-def]
     """Terminate the server backend behind `engine`'s (single) pooled connection."""
-    from sqlalchemy import text
-
     async with engine.connect() as conn:
         pid = (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one()
     admin = create_engine(DatabaseSettings(url=url))
@@ -292,8 +290,6 @@ def test_the_request_paths_reader_reads_what_the_engine_reads(loaded_database: s
 def test_asyncpg_reader_survives_a_connection_the_server_closed(loaded_database: str) -> None:
     """The asyncpg reader's only connection is terminated by the server between two reads
     (a restart, an idle timeout): the next read still answers, on a new connection."""
-    from sqlalchemy import text
-
     if not loaded_database.startswith("postgresql"):
         pytest.skip("backend connections to terminate exist on PostgreSQL only")
 
@@ -319,8 +315,6 @@ def test_asyncpg_reader_returns_its_connection_without_a_reset_round_trip(
     """A read is one statement: the pool hands the connection back as it is, so the
     server's last statement on it is the read itself, not asyncpg's default reset query
     (a second round trip on every batch)."""
-    from sqlalchemy import text
-
     from app.db.profiles import _SQL
 
     if not loaded_database.startswith("postgresql"):
@@ -337,6 +331,29 @@ def test_asyncpg_reader_returns_its_connection_without_a_reset_round_trip(
                     text("SELECT query FROM pg_stat_activity WHERE pid = :p"), {"p": pid}
                 )
             assert last.strip() == _SQL.strip()
+
+    asyncio.run(go())
+
+
+@pytest.mark.movielens
+def test_asyncpg_reader_reads_with_sqlalchemys_statement_cache_argument(
+    loaded_database: str,
+) -> None:
+    """`?prepared_statement_cache_size=0` (SQLAlchemy's documented asyncpg argument, as
+    set for pgbouncer) serves the engine; the reader reads with it too, no statement cached,
+    instead of asyncpg refusing an argument it does not know."""
+    if not loaded_database.startswith("postgresql"):
+        pytest.skip("the asyncpg reader reads PostgreSQL only")
+
+    async def go() -> None:
+        url = f"{loaded_database}?prepared_statement_cache_size=0"
+        async with _reader_and_admin(url) as (reader, admin):
+            assert len((await reader.read(["13"], 5))["13"].history) == 5
+            assert reader._pool is not None
+            async with reader._pool.acquire() as conn:
+                assert conn._stmt_cache.get_max_size() == 0
+            async with admin.connect() as conn:  # the engine takes the same URL
+                assert await conn.scalar(text("SELECT 1")) == 1
 
     asyncio.run(go())
 

@@ -19,8 +19,15 @@ def test_a_plain_url_has_no_arguments() -> None:
     )
 
 
-def test_arguments_are_typed_as_sqlalchemys_dialect_types_them() -> None:
+def test_sqlalchemys_cache_size_becomes_asyncpgs_typed_as_the_dialect_types_it() -> None:
     _, options = connect_options(
         "postgresql+asyncpg://postgres@127.0.0.1:5432/test?prepared_statement_cache_size=100"
     )
-    assert options == {"prepared_statement_cache_size": 100}
+    assert options == {"statement_cache_size": 100}
+
+
+def test_asyncpgs_own_cache_size_wins_over_sqlalchemys() -> None:
+    _, options = connect_options(
+        "postgresql+asyncpg://h/db?prepared_statement_cache_size=100&statement_cache_size=7"
+    )
+    assert options == {"statement_cache_size": "7"}
