@@ -8,6 +8,7 @@ import gc
 import logging
 import os
 import signal
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -86,6 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 def start_registry(config: Settings, registry: ModelRegistry) -> None:
     configure_tensorflow(config.serving.tf_intra_op_threads, config.serving.tf_inter_op_threads)
     limit_blas(config.serving.blas_threads)
+    sys.setswitchinterval(config.serving.gil_switch_interval_ms / 1000)
     # The libraries' objects (TensorFlow alone: ~350k) live as long as the process: keep
     # the collector off them. Versions are loaded after this, so they stay collectable,
     # and collecting one costs its own size (tens of ms), not TensorFlow's (~0.4 s).
