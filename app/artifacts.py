@@ -27,6 +27,7 @@ from app.manifest import (
     ManifestError,
     read_manifest,
 )
+from app.signatures import Signature, load_signatures
 from app.store import ArtifactError, live_name
 from app.version import ItemMetadata, ModelVersion, Ranking
 
@@ -51,7 +52,7 @@ def load_version(
     check_inputs(folder / MANIFEST, spec)
     item_ids = np.array(_read_json(folder / ITEM_IDS), dtype=object)
     try:
-        query = _load_saved_model(folder / QUERY_TOWER)
+        query = load_signatures(folder / QUERY_TOWER)
         check_signatures(folder, manifest, query)
         searcher = _load_searcher(folder / CANDIDATE_INDEX, search_threads)
         vectors = {
@@ -73,7 +74,7 @@ def load_version(
     return ModelVersion(
         version=version,
         manifest=manifest,
-        query_fn=query.signatures["serving_default"],
+        query_fn=query["serving_default"],
         searcher=searcher,
         item_ids=item_ids,
         popular=_read_json(folder / POPULAR),
@@ -117,32 +118,34 @@ def _manifest(folder: Path) -> Manifest:
         ) from None
 
 
-def check_signatures(folder: Path, manifest: Manifest, query: Any) -> None:
+def check_signatures(folder: Path, manifest: Manifest, query: dict[str, Signature]) -> None:
     needed = {*SIGNATURES, *([RATING_SIGNATURE] if manifest.ranker else [])}
-    missing = sorted(needed - set(query.signatures))
+    missing = sorted(needed - set(query))
     if missing:
         raise ArtifactError(f"{folder / QUERY_TOWER}: no signature {', '.join(missing)}")
 
 
 def check_dimensions(
-    folder: Path, manifest: Manifest, query: Any, vectors: dict[str, np.ndarray]
+    folder: Path, manifest: Manifest, query: dict[str, Signature], vectors: dict[str, np.ndarray]
 ) -> None:
     """The query tower's outputs must match the item vectors they are dotted with (and the
     index, built from the `embedding` vectors): a mismatch would fail every request."""
-    outputs = query.signatures["serving_default"].structured_outputs
+    outputs = query["serving_default"].output_sizes
     for name, spec in manifest.serving.item_vectors.items():
         if vectors[name].shape[1] != spec.dim:
             raise ArtifactError(
                 f"{folder / spec.file}: {vectors[name].shape[1]} columns, manifest says {spec.dim}"
             )
-        if name in outputs and outputs[name].shape[-1] != spec.dim:
+        if name in outputs and outputs[name] != spec.dim:
             raise ArtifactError(
-                f"{folder / QUERY_TOWER}: output {name!r} has size {outputs[name].shape[-1]}, "
+                f"{folder / QUERY_TOWER}: output {name!r} has size {outputs[name]}, "
                 f"the item vectors {spec.dim}"
             )
 
 
-def _ranking(manifest: Manifest, query: Any, vectors: dict[str, np.ndarray]) -> Ranking | None:
+def _ranking(
+    manifest: Manifest, query: dict[str, Signature], vectors: dict[str, np.ndarray]
+) -> Ranking | None:
     ranker = manifest.ranker
     if ranker is None:
         return None
@@ -153,7 +156,7 @@ def _ranking(manifest: Manifest, query: Any, vectors: dict[str, np.ndarray]) -> 
         rating_blend=blend,
         rating_mean=ranker.rating_mean,
         # The rating head crosses user and item: loaded only when the score reads it.
-        rating_fn=query.signatures[RATING_SIGNATURE] if blend else None,
+        rating_fn=query[RATING_SIGNATURE] if blend else None,
         rating_items=vectors["rating_item"] if blend else None,
     )
 
@@ -215,12 +218,6 @@ def _read_json(path: Path) -> Any:
         raise ArtifactError(f"{path}: missing") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ArtifactError(f"{path}: not valid JSON ({exc})") from None
-
-
-def _load_saved_model(path: Path) -> Any:
-    import tensorflow as tf  # heavy: imported when a version is loaded, not with the app
-
-    return tf.saved_model.load(str(path))
 
 
 def _load_searcher(path: Path, threads: int) -> Any:

@@ -9,7 +9,6 @@ so ranking 100 candidates is a gather and a batched matrix product. Only a ratin
 import numpy as np
 
 from app.candidates import Candidates
-from app.inputs import call_model
 from app.version import Ranking
 
 
@@ -52,4 +51,4 @@ def _ratings(
         "rating_user": users["rating_user"][user_of_pair],
         "rating_item": np.asarray(ranking.rating_items[rows[valid]]),
     }
-    return call_model(ranking.rating_fn, halves)["rating"]
+    return ranking.rating_fn(halves)["rating"]

@@ -14,7 +14,7 @@ import orjson
 
 from app.candidates import Candidates, retrieve, retrieve_filtered
 from app.db.queries import UserProfile
-from app.inputs import call_model, profile_columns
+from app.inputs import profile_columns
 from app.ranking import rank
 from app.version import ModelVersion
 
@@ -60,7 +60,7 @@ def recommend_batch(version: ModelVersion, requests: Sequence[RecommendRequest])
     """Ranked lists for a batch of requests on one version (runs in a worker thread)."""
     if not requests:
         return []
-    users = call_model(version.query_fn, profile_columns(version, [r.profile for r in requests]))
+    users = version.query_fn(profile_columns(version, [r.profile for r in requests]))
     excluded = version.rows_each([r.exclude for r in requests])
     ks = [r.k for r in requests]
     if version.ranking is None:

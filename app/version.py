@@ -86,7 +86,7 @@ METADATA_FIELDS = TypeAdapter(dict[str, FieldValue])
 class ModelVersion:
     version: str
     manifest: Manifest
-    query_fn: Any  # the query-side SavedModel's serving signature
+    query_fn: Any  # the query-side serving signature (app.signatures.Signature)
     searcher: Any  # scann_ops_pybind.ScannSearcher over the item embeddings
     item_ids: np.ndarray  # index row -> item id (str)
     popular: list[dict[str, Any]]

@@ -6,6 +6,7 @@ are only measured (recall@10), since approximate search is allowed to miss.
 
 import dataclasses
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 
@@ -374,11 +375,29 @@ def test_item_vectors_and_metadata_files_round_trip(tmp_path: Path) -> None:
 
 def test_app_embeddings_match_the_trained_tower(live: ModelVersion, model) -> None:
     # The app pads, truncates and fills missing values from the manifest alone.
-    served = call_model(live.query_fn, profile_columns(live, profiles()))
+    served = live.query_fn(profile_columns(live, profiles()))
     assert list(served) == ["embedding"]
     np.testing.assert_allclose(
         served["embedding"], model.query_tower(raw_queries()).numpy(), atol=1e-6
     )
+
+
+def test_the_served_signature_answers_as_the_eager_one_from_many_threads(
+    live: ModelVersion, retrieval_dir: Path
+) -> None:
+    """The app runs the query signature's graph in a session: the same numbers as the
+    SavedModel's eager signature, also with several threads calling it at once."""
+    folder = retrieval_dir / live.version / QUERY_TOWER
+    eager = tf.saved_model.load(str(folder)).signatures["serving_default"]
+    columns = profile_columns(live, profiles())
+    expected = call_model(eager, columns)
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(lambda _: live.query_fn(columns), range(16)))
+    for answer in answers:
+        assert answer.keys() == expected.keys()
+        for name, values in expected.items():
+            assert answer[name].dtype == values.dtype
+            np.testing.assert_allclose(answer[name], values, atol=1e-6)
 
 
 def test_served_lists_equal_the_exact_top_k_minus_excluded(live, model, item_vectors) -> None:

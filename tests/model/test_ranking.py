@@ -13,7 +13,7 @@ from app.artifacts import ArtifactError, load_version
 from app.candidates import retrieve
 from app.catalog import CatalogConfig, Kind
 from app.db.queries import UserProfile
-from app.inputs import call_model, profile_columns
+from app.inputs import profile_columns
 from app.manifest import ITEM_TOWER, QUERY_TOWER
 from app.ranking import rank
 from app.serving import Ranked, RecommendRequest, recommend_batch
@@ -213,7 +213,7 @@ def best_first(scores: tf.Tensor, k: int) -> tuple[np.ndarray, np.ndarray]:
 def first_stage(version: ModelVersion, requests: Sequence[RecommendRequest]) -> list[np.ndarray]:
     """The candidate rows retrieval hands the ranker for each request."""
     columns = profile_columns(version, [r.profile for r in requests])
-    queries = call_model(version.query_fn, columns)["embedding"]
+    queries = version.query_fn(columns)["embedding"]
     assert version.ranking is not None
     depth = [max(r.k, version.ranking.candidates) for r in requests]
     excluded = [version.rows(r.exclude) for r in requests]
@@ -259,7 +259,7 @@ def test_rank_orders_each_requests_candidates_by_the_ranker(trained, live) -> No
     ordered by the in-memory pairs model; the shorter one's padding never shows."""
     candidates = [live.rows(["4", "5", "6", "7", "8"]), live.rows(["3", "6"])]
     users = profiles()[:2]
-    outputs = call_model(live.query_fn, profile_columns(live, users))
+    outputs = live.query_fn(profile_columns(live, users))
     assert live.ranking is not None
     found = [(rows, np.zeros(len(rows), np.float32)) for rows in candidates]
     ks = [3, 5]
@@ -276,7 +276,7 @@ def test_rank_orders_each_requests_candidates_by_the_ranker(trained, live) -> No
 
 def test_ranking_nothing_returns_empty_lists(live: ModelVersion) -> None:
     users = profiles()[:2]
-    outputs = call_model(live.query_fn, profile_columns(live, users))
+    outputs = live.query_fn(profile_columns(live, users))
     assert live.ranking is not None
     nothing = (np.empty(0, np.int64), np.empty(0, np.float32))
     assert [len(rows) for rows, _ in rank(live.ranking, outputs, [nothing] * 2, [5, 5])] == [0, 0]
