@@ -11,21 +11,25 @@ after a pause: what the service adds to a cold request, apart from what the mach
 
 import random
 import statistics
+import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 
 from training.bench.server import Server
+from training.bench.wrk import LoadGeneratorError, run_wrk
 
 REFERENCE_PATH = "/bench/reference"
+RUN_SECONDS = 2  # each timed wrk run; an answer slower than this is missing (an error)
 
 
 @dataclass(frozen=True)
 class ColdPath:
     version: str  # the version that answered
     first_ms: float  # the first /recommendations after start
-    next_p50_ms: float  # the requests that follow it on the same client
+    next_p50_ms: float  # the requests that follow it, one connection
     after_pause_ms: float  # median of /recommendations each after a pause (warm server)
     reference_next_p50_ms: float  # the reference route, one request after another
     reference_after_pause_ms: float  # ... and each after a pause
@@ -46,47 +50,58 @@ class ColdPath:
 def measure(
     server: Server, users: list[str], *, after: int = 20, pauses: int = 5, pause: float = 0.5
 ) -> ColdPath:
-    """Time the first /recommendations on an open connection (only the service's own cold
-    path: httpx's ~1 ms per request is in every figure here, as it is not in wrk's), the
-    `after` requests that follow, then `pauses` requests of each route after `pause` s."""
-    with httpx.Client(base_url=server.base, timeout=60) as client:
-        client.get(REFERENCE_PATH).raise_for_status()
-        paths = [f"/recommendations/{user}" for user in random.choices(users, k=1 + after)]
-        timed = [_get(client, path) for path in paths]
-        version = timed[-1][1].json()["model_version"]
-        reference = [_get(client, REFERENCE_PATH)[0] for _ in range(after)]
+    """Time the first /recommendations after start, the `after` requests that follow, then
+    `pauses` requests of each route after `pause` s. Every figure is wrk's (one connection,
+    from the request written to the answer read), the instrument of the steady p50 it is
+    compared with: a Python client would add its own ~1 ms to the cold figures only."""
+    with tempfile.TemporaryDirectory(prefix="recsys-cold-") as tmp:
+        service = _paths(Path(tmp, "service"), [f"/recommendations/{u}" for u in users])
+        reference = _paths(Path(tmp, "reference"), [REFERENCE_PATH])
+        first = _timed(server, service, 1)[0]
+        following = _timed(server, service, after)
+        reference_next = _timed(server, reference, after)
         after_pause, reference_after_pause = [], []
-        for user in random.choices(users, k=pauses):
+        for _ in range(pauses):
             time.sleep(pause)
-            after_pause.append(_get(client, f"/recommendations/{user}")[0])
+            after_pause.append(_timed(server, service, 1)[0])
             time.sleep(pause)
-            reference_after_pause.append(_get(client, REFERENCE_PATH)[0])
+            reference_after_pause.append(_timed(server, reference, 1)[0])
+    version = httpx.get(f"{server.base}/recommendations/{random.choice(users)}", timeout=60)
     return ColdPath(
-        version=version,
-        first_ms=timed[0][0],
-        next_p50_ms=statistics.median(ms for ms, _ in timed[1:]),
+        version=version.raise_for_status().json()["model_version"],
+        first_ms=first,
+        next_p50_ms=following[1],
         after_pause_ms=statistics.median(after_pause),
-        reference_next_p50_ms=statistics.median(reference),
+        reference_next_p50_ms=reference_next[1],
         reference_after_pause_ms=statistics.median(reference_after_pause),
     )
 
 
-def _get(client: httpx.Client, path: str) -> tuple[float, httpx.Response]:
-    started = time.perf_counter()
-    response = client.get(path)
-    elapsed = (time.perf_counter() - started) * 1000
-    response.raise_for_status()
-    return elapsed, response
+def _paths(path: Path, lines: list[str]) -> Path:
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _timed(server: Server, paths: Path, requests: int) -> tuple[float, float]:
+    """(slowest, median) ms of `requests` answers in a row on one new connection."""
+    result = run_wrk(server.base, paths, connections=1, seconds=RUN_SECONDS, stop_after=requests)
+    if result.requests < requests or result.errors:
+        raise LoadGeneratorError(
+            f"{requests} requests on one connection: {result.requests} answered in "
+            f"{RUN_SECONDS} s, {result.errors} errors"
+        )
+    return result.max_ms, result.p50_ms
 
 
 def describe(entry: dict) -> str:
     """The bench's line about the cold path, from its JSON entry."""
     ratio = entry["first_request_vs_p50"]
     return (
-        f"first /recommendations after start: {entry['first_request_ms']:.2f} ms"
+        f"first /recommendations after start (wrk, one connection):"
+        f" {entry['first_request_ms']:.2f} ms"
         + (f" ({ratio:.2f}x wrk's steady p50 at the lowest concurrency)" if ratio else "")
-        + f"; {entry['first_request_vs_next_p50']:.2f}x the p50 of the next requests on the"
-        f" same client ({entry['first_request_next_p50_ms']:.2f} ms)."
+        + f"; {entry['first_request_vs_next_p50']:.2f}x the p50 of the 20 requests that"
+        f" follow it ({entry['first_request_next_p50_ms']:.2f} ms)."
         f" On the warm server, a request after a pause: {entry['after_pause_ms']:.2f} ms"
         f" (the first is {entry['first_request_vs_after_pause']:.2f}x of it); the bare"
         f" reference route after a pause: {entry['reference_after_pause_vs_next_p50']:.2f}x"

@@ -47,9 +47,12 @@ def run_wrk(
     seconds: float,
     threads: int = 1,
     polite: bool = False,
+    stop_after: int | None = None,
 ) -> LoadResult:
     """GET random lines of `paths` against `base` for `seconds` over `connections`;
-    `polite`: a client answered 503 waits its Retry-After (1 s) before asking again."""
+    `polite`: a client answered 503 waits its Retry-After (1 s) before asking again;
+    `stop_after`: each wrk thread stops after that many answers (the run still lasts
+    `seconds`, so a slower answer is missing from the result rather than cut short)."""
     command = [
         find_wrk(),
         f"-t{min(threads, connections)}",
@@ -63,6 +66,7 @@ def run_wrk(
         "--",
         str(paths),
         *(["retry-after"] if polite else []),
+        *([f"stop-after={stop_after}"] if stop_after else []),
     ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60)
     summary = _summary_line(result.stdout)

@@ -1,15 +1,23 @@
 -- wrk script: each request takes a random line from a file (a path to GET, or
 -- "POST <path> <JSON body>"), and the summary is printed as one JSON line, latencies in
 -- microseconds.
--- A second argument "retry-after" makes the clients polite: for every 503 answered, a
--- connection waits the Retry-After seconds before its next request (wrk's delay() is
--- per thread, not per connection: each 503 sends the next request to go out to sleep).
+-- Further arguments:
+--   "retry-after" makes the clients polite: for every 503 answered, a connection waits
+--   the Retry-After seconds before its next request (wrk's delay() is per thread, not per
+--   connection: each 503 sends the next request to go out to sleep);
+--   "stop-after=N": each thread stops after N answers (wrk itself still runs -d seconds).
 local paths = {}
 local polite = false
 local backoffs = 0
+local stop_after = nil
+local answered = 0
 
 function init(args)
-  polite = args[2] == "retry-after"
+  for i = 2, #args do
+    if args[i] == "retry-after" then polite = true end
+    local n = args[i]:match("^stop%-after=(%d+)$")
+    if n then stop_after = tonumber(n) end
+  end
   for line in io.lines(args[1]) do
     if #line > 0 then paths[#paths + 1] = line end
   end
@@ -18,6 +26,8 @@ end
 
 function response(status, headers, body)
   if polite and status == 503 then backoffs = backoffs + 1 end
+  answered = answered + 1
+  if stop_after and answered >= stop_after then wrk.thread:stop() end
 end
 
 function delay()
