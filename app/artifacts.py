@@ -155,7 +155,7 @@ def _ranking(
         item_vectors=vectors["ranking"],
         rating_blend=blend,
         rating_mean=ranker.rating_mean,
-        # The rating head crosses user and item: loaded only when the score reads it.
+        # The rating head crosses user and item: called only when the score reads it.
         rating_fn=query[RATING_SIGNATURE] if blend else None,
         rating_items=vectors["rating_item"] if blend else None,
     )
