@@ -9,9 +9,7 @@ long-warm server, each after the same kind of pause, and beside the bare referen
 after a pause: what the service adds to a cold request, apart from what the machine does.
 """
 
-import random
 import statistics
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,38 +46,38 @@ class ColdPath:
 
 
 def measure(
-    server: Server, users: list[str], *, after: int = 20, pauses: int = 5, pause: float = 0.5
+    server: Server,
+    service: Path,
+    reference: Path,
+    *,
+    after: int = 20,
+    pauses: int = 5,
+    pause: float = 0.5,
 ) -> ColdPath:
     """Time the first /recommendations after start, the `after` requests that follow, then
-    `pauses` requests of each route after `pause` s. Every figure is wrk's (one connection,
-    from the request written to the answer read), the instrument of the steady p50 it is
-    compared with: a Python client would add its own ~1 ms to the cold figures only."""
-    with tempfile.TemporaryDirectory(prefix="recsys-cold-") as tmp:
-        service = _paths(Path(tmp, "service"), [f"/recommendations/{u}" for u in users])
-        reference = _paths(Path(tmp, "reference"), [REFERENCE_PATH])
-        first = _timed(server, service, 1)[0]
-        following = _timed(server, service, after)
-        reference_next = _timed(server, reference, after)
-        after_pause, reference_after_pause = [], []
-        for _ in range(pauses):
-            time.sleep(pause)
-            after_pause.append(_timed(server, service, 1)[0])
-            time.sleep(pause)
-            reference_after_pause.append(_timed(server, reference, 1)[0])
-    version = httpx.get(f"{server.base}/recommendations/{random.choice(users)}", timeout=60)
+    `pauses` requests of each route after `pause` s (`service`, `reference`: wrk paths
+    files). Every figure is wrk's (one connection, from the request written to the answer
+    read), the instrument of the steady p50 it is compared with: a Python client would add
+    its own ~1 ms to the cold figures only."""
+    first = _timed(server, service, 1)[0]
+    following = _timed(server, service, after)
+    reference_next = _timed(server, reference, after)
+    after_pause, reference_after_pause = [], []
+    for _ in range(pauses):
+        time.sleep(pause)
+        after_pause.append(_timed(server, service, 1)[0])
+        time.sleep(pause)
+        reference_after_pause.append(_timed(server, reference, 1)[0])
+    path = service.read_text().split("\n", 1)[0]
+    version = httpx.get(f"{server.base}{path}", timeout=60).raise_for_status()
     return ColdPath(
-        version=version.raise_for_status().json()["model_version"],
+        version=version.json()["model_version"],
         first_ms=first,
         next_p50_ms=following[1],
         after_pause_ms=statistics.median(after_pause),
         reference_next_p50_ms=reference_next[1],
         reference_after_pause_ms=statistics.median(reference_after_pause),
     )
-
-
-def _paths(path: Path, lines: list[str]) -> Path:
-    path.write_text("\n".join(lines) + "\n")
-    return path
 
 
 def _timed(server: Server, paths: Path, requests: int) -> tuple[float, float]:

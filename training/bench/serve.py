@@ -98,7 +98,7 @@ def _bench_database(url: str, plan: Plan, *bar) -> dict:  # type: ignore[no-unty
         # are still answered (and stored) after it ends.
         try:
             with run_server(env, Path(tmp) / "server.log", workers=plan.workers) as server:
-                cold = coldpath.measure(server, users)
+                cold = coldpath.measure(server, paths["recommendations"], paths[REFERENCE])
                 for name in ENDPOINTS if plan.warmup_seconds else ():  # untimed
                     _drive(server, paths[name], max(plan.connections), plan.warmup_seconds, *bar)
                 runs = []
