@@ -23,6 +23,7 @@ from app.inputs import call_model, profile_columns
 from app.manifest import ITEM_TOWER, QUERY_TOWER
 from app.serving import RecommendRequest, recommend_batch
 from app.settings import ArtifactSettings, Settings
+from app.signatures import load_signatures
 from app.version import ItemMetadata, ModelVersion
 from models import features as F
 from tests.model.test_towers import CONFIG as TOWER_CONFIG
@@ -397,6 +398,28 @@ def test_the_served_signature_answers_as_the_eager_one_from_many_threads(
         assert answer.keys() == expected.keys()
         for name, values in expected.items():
             assert answer[name].dtype == values.dtype
+            np.testing.assert_allclose(answer[name], values, atol=1e-6)
+
+
+def test_signatures_through_the_public_make_callable_answer_the_same(
+    live: ModelVersion, retrieval_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where a TensorFlow has no session C++ callable, the public `make_callable` serves
+    the same numbers; and inputs of another dtype are cast to the placeholder's."""
+    folder = retrieval_dir / live.version / QUERY_TOWER
+    columns = profile_columns(live, profiles())
+    expected = live.query_fn(columns)
+    monkeypatch.delattr(tf.compat.v1.Session.__mro__[1], "_make_callable_from_options")
+    public = load_signatures(folder)["serving_default"]
+    assert not hasattr(tf.compat.v1.Session(), "_make_callable_from_options")
+    loose = {
+        name: values.astype(np.float64) if values.dtype == np.float32 else values
+        for name, values in columns.items()
+    }
+    assert any(loose[name].dtype != columns[name].dtype for name in columns)
+    for answer in (public(columns), live.query_fn(loose)):
+        assert answer.keys() == expected.keys()
+        for name, values in expected.items():
             np.testing.assert_allclose(answer[name], values, atol=1e-6)
 
 
