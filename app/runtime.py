@@ -9,7 +9,7 @@ they never queue behind the personalised lists.
 """
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -74,7 +74,14 @@ class Runtime:
         await self.probe_engine.dispose()
 
 
-def build_runtime(settings: Settings, engine: AsyncEngine, registry: ModelRegistry) -> Runtime:
+def build_runtime(
+    settings: Settings,
+    engine: AsyncEngine,
+    registry: ModelRegistry,
+    lone: Callable[[], bool] | None = None,
+) -> Runtime:
+    """`lone`: true while a request is the only one in flight (its model step then runs on
+    the event loop when the model thread is idle; app.threadbatch)."""
     serving = settings.serving
     limit = serving.max_seen_items
 
@@ -99,7 +106,11 @@ def build_runtime(settings: Settings, engine: AsyncEngine, registry: ModelRegist
             in_flight=serving.profile_reads_in_flight or reader.in_flight,
         ),
         models=ThreadBatcher(
-            "models", partial(score_batch, run=recommend_batch), max_batch=size, window=window
+            "models",
+            partial(score_batch, run=recommend_batch),
+            max_batch=size,
+            window=window,
+            lone=lone if serving.inline_lone_requests else None,
         ),
         similar=ThreadBatcher(
             "similar", partial(score_batch, run=similar_batch), max_batch=size, window=window

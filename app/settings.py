@@ -110,6 +110,10 @@ class ServingSettings(BaseSettings):
     # Threads numpy's BLAS may use for one matrix product (0: its default, one per core,
     # which then spin idle after each product and take the cores from the event loop).
     blas_threads: int = Field(default=1, ge=0)
+    # A request alone in flight, finding the model thread idle, runs its model step on the
+    # event loop: no hand-off to the model thread and back (two thread wake-ups). Under
+    # load requests queue for the model thread and are batched as before.
+    inline_lone_requests: bool = True
     # Threads one batched ScaNN search may split its queries over (1: the model thread
     # alone). Worth raising with a large catalog and cores to spare.
     search_threads: int = Field(default=1, ge=1, le=64)

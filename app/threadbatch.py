@@ -6,6 +6,11 @@ done, so a loop busy with HTTP work never leaves the model idle waiting to be ha
 next batch (the asyncio batcher's handoff did: at 32 connections the model thread sat
 idle about half the time). A thread that stays the same also stays warm (TensorFlow's
 per-thread state, caches): `call` runs warm-up work on it.
+
+A lone request (`lone()` true: nothing else in flight) that finds the thread idle runs
+its batch of one on the caller's thread instead: the hand-off to the model thread and the
+answer's way back to the loop are two thread wake-ups, the larger part of the cost on
+an idle machine, and nobody is waiting for the loop meanwhile.
 """
 
 import asyncio
@@ -33,9 +38,11 @@ class ThreadBatcher(Generic[T, R]):
         *,
         max_batch: int,
         window: float = 0.0,
+        lone: Callable[[], bool] | None = None,
     ):
         self.name, self.handler = name, handler
-        self.max_batch, self.window = max_batch, window
+        self.max_batch, self.window, self.lone = max_batch, window, lone
+        self._waiting = False  # the thread is blocked on an empty queue
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name=f"recsys-{name}", daemon=True)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -55,8 +62,18 @@ class ThreadBatcher(Generic[T, R]):
 
     def submit(self, item: T) -> "asyncio.Future[R]":
         future = asyncio.get_running_loop().create_future()
-        self._queue.put((item, future, time.perf_counter()))
+        if self._waiting and self._queue.empty() and self.lone is not None and self.lone():
+            metrics.observe_batch(self.name, 1, [0.0])
+            self._settle_inline(item, future)
+        else:
+            self._queue.put((item, future, time.perf_counter()))
         return future
+
+    def _settle_inline(self, item: T, future: asyncio.Future) -> None:
+        try:
+            future.set_result(self.handler([item])[0])
+        except Exception as exc:  # as a batch's error: the request reports it
+            future.set_exception(exc)
 
     def call(self, fn: Callable[..., Any], *args: Any) -> "asyncio.Future[Any]":
         """`fn(*args)` on the batcher's thread, in turn with the batches."""
@@ -66,7 +83,9 @@ class ThreadBatcher(Generic[T, R]):
 
     def _run(self) -> None:
         while True:
+            self._waiting = True
             batch = [self._queue.get()]
+            self._waiting = False
             if self.window and batch[0] is not _STOP:
                 time.sleep(self.window)
             while len(batch) < self.max_batch and batch[-1] is not _STOP:

@@ -97,3 +97,59 @@ async def test_stop_finishes_the_batch_in_hand() -> None:
     gate.set()
     await stopping
     assert await running == 50
+
+
+async def _thread_idle(batcher: ThreadBatcher) -> None:
+    for _ in range(500):  # the thread blocks on the empty queue soon after start
+        if batcher._waiting:
+            return
+        await asyncio.sleep(0.001)
+    raise AssertionError("the batcher's thread never went idle")
+
+
+async def test_a_lone_request_with_the_thread_idle_runs_on_the_callers_thread() -> None:
+    handler = Recorder()
+    alone = [True]
+    batcher = ThreadBatcher("t", handler, max_batch=64, lone=lambda: alone[0])
+    batcher.start()
+    await _thread_idle(batcher)
+    inline = batcher.submit(4)
+    assert inline.done()  # answered before the caller awaited anything
+    assert await inline == 40
+    alone[0] = False  # others in flight: the request goes to the thread, as before
+    assert await batcher.submit(4) == 40
+    await batcher.stop()
+    assert handler.batches == [[4], [4]]
+    assert handler.threads == {threading.current_thread().name, "recsys-t"}
+
+
+async def test_a_lone_request_waits_its_turn_while_the_thread_is_busy() -> None:
+    gate = threading.Event()
+    handler = Recorder()
+    batcher = ThreadBatcher("t", handler, max_batch=64, lone=lambda: True)
+    batcher.start()
+    await _thread_idle(batcher)
+    holding = batcher.call(gate.wait, 5)  # the thread busy (a version's warm-up, say)
+    await asyncio.sleep(0.05)
+    queued = batcher.submit(2)
+    assert not queued.done()
+    gate.set()
+    assert await holding is True
+    assert await queued == 20
+    await batcher.stop()
+    assert handler.threads == {"recsys-t"}
+
+
+async def test_a_lone_requests_error_reaches_it_and_the_batcher_goes_on() -> None:
+    def handler(items: list[int]) -> list[int]:
+        if 0 in items:
+            raise ValueError("bad item")
+        return items
+
+    batcher = ThreadBatcher("t", handler, max_batch=64, lone=lambda: True)
+    batcher.start()
+    await _thread_idle(batcher)
+    with pytest.raises(ValueError, match="bad item"):
+        await batcher.submit(0)
+    assert await batcher.submit(7) == 7
+    await batcher.stop()
