@@ -110,7 +110,7 @@ def build_runtime(
             partial(score_batch, run=recommend_batch),
             max_batch=size,
             window=window,
-            lone=lone if serving.inline_lone_requests else None,
+            lone=lone if _inline(serving.inline_lone_requests, engine) else None,
         ),
         similar=ThreadBatcher(
             "similar", partial(score_batch, run=similar_batch), max_batch=size, window=window
@@ -126,6 +126,10 @@ def build_runtime(
     runtime.models.start()
     runtime.similar.start()
     return runtime
+
+
+def _inline(setting: bool | None, engine: AsyncEngine) -> bool:
+    return engine.dialect.name == "postgresql" if setting is None else setting
 
 
 def database_guard(settings: Settings) -> tuple[DatabaseGuard, AsyncEngine]:
