@@ -8,9 +8,10 @@ idle about half the time). A thread that stays the same also stays warm (TensorF
 per-thread state, caches): `call` runs warm-up work on it.
 
 A lone request (`lone()` true: nothing else in flight) that finds the thread idle runs
-its batch of one on the caller's thread instead: the hand-off to the model thread and the
-answer's way back to the loop are two thread wake-ups, the larger part of the cost on
-an idle machine, and nobody is waiting for the loop meanwhile.
+its batch of one on the caller's thread instead: it saves the hand-off to the model thread
+and the answer's way back to the loop (two thread wake-ups), and nobody waits for the loop
+meanwhile. The thread may be just taking a `call` as that happens: the model's TensorFlow
+session and ScaNN searcher may be called from two threads at once.
 """
 
 import asyncio
