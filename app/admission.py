@@ -26,6 +26,10 @@ class Admission:
             headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
         )
 
+    def alone(self) -> bool:
+        """True while at most one request is in flight (the caller's own)."""
+        return self.in_flight <= 1
+
 
 class AdmissionGate:
     """Counts requests whose path starts with one of `routes`' prefixes (the model path;

@@ -50,8 +50,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Fails fast (and the process exits) when no version at all can be served.
         await asyncio.to_thread(start_registry, config, registry)
         engine = create_engine(config.database)
-        lone = lambda: app.state.admission.in_flight <= 1  # noqa: E731
-        app.state.runtime = runtime = build_runtime(config, engine, registry, lone)
+        admission: Admission = app.state.admission
+        app.state.runtime = runtime = build_runtime(config, engine, registry, admission.alone)
         await open_connections(runtime.reader, config)
         if config.serving.warm_up:
             await runtime.warm()

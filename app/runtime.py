@@ -110,7 +110,7 @@ def build_runtime(
             partial(score_batch, run=recommend_batch),
             max_batch=size,
             window=window,
-            lone=lone if _inline(serving.inline_lone_requests, engine) else None,
+            lone=lone if _setting_or(serving.inline_lone_requests, reader.inline_lone) else None,
         ),
         similar=ThreadBatcher(
             "similar", partial(score_batch, run=similar_batch), max_batch=size, window=window
@@ -128,8 +128,8 @@ def build_runtime(
     return runtime
 
 
-def _inline(setting: bool | None, engine: AsyncEngine) -> bool:
-    return engine.dialect.name == "postgresql" if setting is None else setting
+def _setting_or(setting: bool | None, default: bool) -> bool:
+    return default if setting is None else setting
 
 
 def database_guard(settings: Settings) -> tuple[DatabaseGuard, AsyncEngine]:

@@ -112,10 +112,9 @@ class ServingSettings(BaseSettings):
     blas_threads: int = Field(default=1, ge=0)
     # A request alone in flight, finding the model thread idle, runs its model step on the
     # event loop: no hand-off to the model thread and back (two thread wake-ups). Under
-    # load requests queue for the model thread and are batched as before. None: on for
-    # PostgreSQL (c=1 p50 1.30-1.42 ms against 1.44-1.54), off for SQLite (c=1 p50
-    # 2.30-2.42 ms against 2.01-2.21; likely because the read's last steps run on
-    # aiosqlite's thread, overlapping the model thread's work, and inline take turns).
+    # load requests queue for the model thread and are batched as before. None: the
+    # profile reader's measured default (app.db.profiles): on for PostgreSQL, off for
+    # SQLite.
     inline_lone_requests: bool | None = None
     # Threads one batched ScaNN search may split its queries over (1: the model thread
     # alone). Worth raising with a large catalog and cores to spare.
