@@ -223,8 +223,8 @@ def build_index(
     if mode == "tree_ah" and queries is not None and config.target_recall is not None:
         n = min(depth or k, rows)
         asked = (n, max(reorder, math.ceil(n * config.reorder_multiplier)))  # as the app asks
-        count, recall = fewest_leaves(searcher, embeddings, queries, info, asked, config)
-        tuning = {"queries": len(queries), "k": n, "recall": recall}
+        count, recall, target = fewest_leaves(searcher, embeddings, queries, info, asked, config)
+        tuning = {"queries": len(queries), "k": n, "recall": recall, "target": target}
         info |= {"leaves_to_search": count, "tuning": tuning}
     return searcher, info
 
@@ -234,24 +234,34 @@ TUNING_SHARES = (0.005, 0.01, 0.02, 0.03, 0.05, 0.075)  # of the leaves, tried f
 
 def fewest_leaves(
     searcher, items: np.ndarray, queries: np.ndarray, info: dict, depth: tuple, config: IndexConfig
-) -> tuple[int, float]:
+) -> tuple[int, float, float]:
     """The fewest leaves a query searches, of `TUNING_SHARES` up to the configured share,
-    whose recall@k against exact search over `queries` reaches the target; with its recall.
-    The configured share when none does, so tuning never makes a search slower.
+    whose recall@k against exact search over `queries` reaches the target; with its recall
+    and the target. The target is `config.target_recall` where the configured share
+    reaches it, else the share's own recall less `config.recall_slack`: tuning never makes
+    a search slower, nor pays the share's full cost for its last hundredths of recall.
 
     The cost of a tree search grows with the leaves it opens (`recsys bench index`: 1M
     items, 1000 leaves: 20 searched 0.12 ms, 100 searched 0.44 ms, recall 0.9905 / 0.9929),
     so a fixed share over-searches a catalog whose neighbours sit in few leaves."""
     k, pre_reorder = depth
     exact = exact_top_k(queries, items, k, chunk=32)  # 32 x 1M scores: 128 MB at a time
-    ceiling: int = info["leaves_to_search"]
-    shares = (round(info["num_leaves"] * share) for share in TUNING_SHARES)
-    for count in sorted({c for c in shares if 1 <= c < ceiling} | {ceiling}):
+
+    def recall_at(count: int) -> float:
         options = {"pre_reorder_num_neighbors": pre_reorder, "leaves_to_search": count}
-        recall = search_recall(searcher, queries, exact, **options)
-        if recall >= config.target_recall:
-            break
-    return count, recall
+        return search_recall(searcher, queries, exact, **options)
+
+    ceiling: int = info["leaves_to_search"]
+    best = recall_at(ceiling)
+    target = config.target_recall
+    if target is None or best < target:
+        target = best - config.recall_slack
+    shares = (round(info["num_leaves"] * share) for share in TUNING_SHARES)
+    for count in sorted({c for c in shares if 1 <= c < ceiling}):
+        recall = recall_at(count)
+        if recall >= target:
+            return count, recall, target
+    return ceiling, best, target
 
 
 def search_recall(searcher, queries: np.ndarray, exact: np.ndarray, **options: int) -> float:  # type: ignore[no-untyped-def]

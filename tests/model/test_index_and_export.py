@@ -133,6 +133,7 @@ def test_tuning_opens_the_fewest_leaves_that_keep_the_target_recall(tree_vectors
         "queries": 100,
         "k": K,
         "recall": tree_recall(searcher, tuning, items, count),
+        "target": 0.8,
     }
     assert info["tuning"]["recall"] >= 0.8
     assert all(tree_recall(searcher, tuning, items, n) < 0.8 for n in tried if n < count)
@@ -140,13 +141,36 @@ def test_tuning_opens_the_fewest_leaves_that_keep_the_target_recall(tree_vectors
 
 
 def test_tuning_never_opens_more_than_the_configured_share(tree_vectors) -> None:
-    """An unreachable target keeps the configured share: tuning never slows a search."""
+    """An unreachable target: the share's own recall less the slack becomes the target,
+    so tuning never slows a search and takes the fewest leaves within the slack of it."""
     items, queries = tree_vectors
-    config = IndexConfig(mode="tree_ah", leaves_to_search_fraction=0.1, target_recall=1.0)
-    _, info = export.build_index(items, config, queries=queries[:100])
-    assert info["leaves_to_search"] == 5 and info["tuning"]["recall"] < 1.0
+    tuning = queries[:100]
+    config = IndexConfig(
+        mode="tree_ah", leaves_to_search_fraction=0.1, target_recall=1.0, recall_slack=0.05
+    )
+    searcher, info = export.build_index(items, config, queries=tuning)
+    share = tree_recall(searcher, tuning, items, 5)  # 5 of 54 leaves: the configured share
+    assert share < 1.0
+    count, tuned = info["leaves_to_search"], info["tuning"]
+    assert tuned["target"] == pytest.approx(share - 0.05)
+    assert 1 <= count <= 5 and tuned["recall"] == tree_recall(searcher, tuning, items, count)
+    assert tuned["recall"] >= tuned["target"]
+    fewer = {round(54 * s) for s in export.TUNING_SHARES} - {0} - set(range(count, 55))
+    assert all(tree_recall(searcher, tuning, items, n) < tuned["target"] for n in fewer)
     _, untuned = export.build_index(items, config)  # no queries: the share, no tuning
     assert untuned["leaves_to_search"] == 5 and "tuning" not in untuned
+
+
+def test_tuning_without_slack_keeps_the_shares_recall(tree_vectors) -> None:
+    """No slack: an unreachable target keeps the share's recall exactly (fewer leaves
+    only where they lose nothing)."""
+    items, queries = tree_vectors
+    config = IndexConfig(
+        mode="tree_ah", leaves_to_search_fraction=0.1, target_recall=1.0, recall_slack=0.0
+    )
+    searcher, info = export.build_index(items, config, queries=queries[:100])
+    share = tree_recall(searcher, queries[:100], items, 5)
+    assert info["tuning"]["recall"] == share == info["tuning"]["target"]
 
 
 def test_serving_opens_as_many_leaves_as_the_manifest_names(tree_vectors) -> None:
